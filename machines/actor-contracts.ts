@@ -1,0 +1,64 @@
+/**
+ * The side effects the agent machine invokes, by name, with their input and output.
+ * The machine is defined against these contracts; `actors/` provides the real
+ * implementations and tests provide fakes, both through `machine.provide()`.
+ */
+import { fromCallback, fromPromise, type AnyEventObject } from 'xstate';
+import type { Settings } from '../services/settings.js';
+import type { AgentEvent, StopRunnerCommand } from './events.js';
+import type { TelemetryMessage } from './outcome.js';
+import type { Identity, InstalledRunner, JobSpec } from './types.js';
+
+export interface IdentityInput { settings: Settings }
+export interface RunnerConfigInput { settings: Settings; identity: Identity }
+export interface DownloadInput { settings: Settings; attempt: number }
+export interface RegisterInput { settings: Settings; jobSpec: JobSpec; runner: InstalledRunner }
+export interface RunnerProcessInput { settings: Settings; jobSpec: JobSpec; runner: InstalledRunner }
+export interface TelemetryInput { queueUrl?: string; message: TelemetryMessage; region?: string }
+export interface TelemetryResult { sent: boolean; error?: string }
+export interface CleanupInput { settings: Settings }
+export interface FlushLogsInput { timeoutMs: number }
+export interface FlushLogsResult { shipped: number; dropped: number }
+export interface TerminateInput { instanceId: string; region: string }
+export interface WatchdogInput { settings: Settings; identity?: Identity; jobSpec?: JobSpec }
+
+/** Stand-in used until `provide()` gives the real implementation: failing loudly beats a silent no-op. */
+function notProvided<TOutput, TInput>(name: string) {
+  return fromPromise<TOutput, TInput>(async () => {
+    throw new Error(`actor "${name}" was not provided to the agent machine`);
+  });
+}
+function notProvidedCallback<TInput, TReceived extends AnyEventObject = AnyEventObject>(name: string) {
+  return fromCallback<TReceived, TInput, AgentEvent>(() => {
+    throw new Error(`actor "${name}" was not provided to the agent machine`);
+  });
+}
+
+export const actorContracts = {
+  /** Instance id and region (env, else IMDSv2). */
+  resolveIdentity: notProvided<Identity, IdentityInput>('resolveIdentity'),
+  /** Read, validate and delete the runner config in SSM; secrets go to the vault. */
+  readRunnerConfig: notProvided<JobSpec, RunnerConfigInput>('readRunnerConfig'),
+  /** Get the runner: already installed, S3 cache, or GitHub Releases (verified). */
+  downloadRunner: notProvided<InstalledRunner, DownloadInput>('downloadRunner'),
+  /** Token mode: `config.sh --unattended --ephemeral ...`. JIT mode: nothing to run. */
+  registerRunner: notProvided<void, RegisterInput>('registerRunner'),
+  /** `run.sh` as the runner user; output parsed into events; STOP drains its process group. */
+  runnerProcess: notProvidedCallback<RunnerProcessInput, StopRunnerCommand>('runnerProcess'),
+  /** One telemetry message to SQS, bounded retries; resolves `{ sent: false }` rather than rejecting. */
+  sendTelemetry: notProvided<TelemetryResult, TelemetryInput>('sendTelemetry'),
+  /** Remove the runner's secrets and work dir, and the agent's state files. */
+  cleanup: notProvided<void, CleanupInput>('cleanup'),
+  /** Ship what the log shipper still holds, within the deadline. */
+  flushLogs: notProvided<FlushLogsResult, FlushLogsInput>('flushLogs'),
+  /** EC2 TerminateInstances on this instance. */
+  terminateInstance: notProvided<void, TerminateInput>('terminateInstance'),
+  /** SIGTERM/SIGINT and crashes (uncaught exception, unhandled rejection) → events. */
+  processWatcher: notProvidedCallback<void>('processWatcher'),
+  /** IMDS spot `instance-action` poller → SPOT_INTERRUPTION. */
+  spotWatcher: notProvidedCallback<WatchdogInput>('spotWatcher'),
+  /** Disk and memory checks → DISK_FULL, MEMORY_LOW. */
+  resourceMonitor: notProvidedCallback<WatchdogInput>('resourceMonitor'),
+  /** Starts CloudWatch Logs shipping to the instance's stream. */
+  logShipper: notProvidedCallback<WatchdogInput>('logShipper'),
+};

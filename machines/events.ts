@@ -1,0 +1,107 @@
+/**
+ * Every event the agent machine handles from outside its invoked actors.
+ * Watchdog actors (signals, spot poller, resource monitor), the runner process
+ * and the crash handler send these; the machine decides what they mean per state.
+ */
+
+/** Why a job (or the boot) was stopped before its natural end. Kept for telemetry. */
+export type StopReason = 'sigterm' | 'spot' | 'timeout' | 'idle' | 'disk_full';
+
+/** The agent received SIGTERM or SIGINT (systemd stop, operator, instance shutdown). */
+export interface SigtermEvent {
+  type: 'SIGTERM';
+  signal: 'SIGTERM' | 'SIGINT';
+}
+
+/** IMDS announced a spot interruption (`spot/instance-action`); `time` is when AWS will act. */
+export interface SpotInterruptionEvent {
+  type: 'SPOT_INTERRUPTION';
+  action: string;
+  time: string;
+}
+
+/** The max-runtime ceiling (from agent start) was reached. */
+export interface TimeoutEvent {
+  type: 'TIMEOUT';
+}
+
+/** The runner registered but no job started within the idle timeout. */
+export interface IdleTimeoutEvent {
+  type: 'IDLE_TIMEOUT';
+}
+
+/** Free space on the runner's filesystem fell below the configured minimum. */
+export interface DiskFullEvent {
+  type: 'DISK_FULL';
+  freeMb: number;
+  minFreeMb: number;
+}
+
+/** Available memory fell below the configured minimum: logged and counted, not a stop. */
+export interface MemoryLowEvent {
+  type: 'MEMORY_LOW';
+  availableMb: number;
+  minAvailableMb: number;
+}
+
+/** An uncaught exception or unhandled rejection inside the agent. */
+export interface PanicEvent {
+  type: 'PANIC';
+  error: string;
+  stack?: string;
+}
+
+/** The runner printed `Listening for Jobs`. */
+export interface RunnerListeningEvent {
+  type: 'RUNNER_LISTENING';
+}
+
+/** The runner printed `Running job: NAME`. */
+export interface JobStartedEvent {
+  type: 'JOB_STARTED';
+  jobName: string;
+  at: string;
+}
+
+/** The runner printed `Job NAME completed with result: RESULT`. */
+export interface JobCompletedEvent {
+  type: 'JOB_COMPLETED';
+  jobName: string;
+  result: string;
+}
+
+/** The runner process (group leader `run.sh`) exited and its output was fully read. */
+export interface RunnerExitedEvent {
+  type: 'RUNNER_EXITED';
+  exitCode: number | null;
+  signal: string | null;
+}
+
+export type AgentEvent =
+  | SigtermEvent
+  | SpotInterruptionEvent
+  | TimeoutEvent
+  | IdleTimeoutEvent
+  | DiskFullEvent
+  | MemoryLowEvent
+  | PanicEvent
+  | RunnerListeningEvent
+  | JobStartedEvent
+  | JobCompletedEvent
+  | RunnerExitedEvent;
+
+/** Events that stop a job or a boot, and the reason each one records. */
+export const STOP_EVENTS = {
+  SIGTERM: 'sigterm',
+  SPOT_INTERRUPTION: 'spot',
+  TIMEOUT: 'timeout',
+  IDLE_TIMEOUT: 'idle',
+  DISK_FULL: 'disk_full',
+} as const satisfies Record<string, StopReason>;
+
+/** Sent by the machine to the runner process actor while draining. */
+export interface StopRunnerCommand {
+  type: 'STOP';
+  /** How long to wait after SIGTERM before SIGKILL of the whole process group. */
+  graceMs: number;
+}

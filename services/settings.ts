@@ -1,0 +1,146 @@
+/**
+ * The agent's configuration, read from the environment (SPEC §2).
+ *
+ * Every variable is parsed on its own: a bad value becomes an error that names the
+ * variable, and the default stands in so the agent can still report and terminate.
+ * Parsing is pure (no I/O), so the machine can do it when it is created.
+ */
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export interface Settings {
+  /** From `AWS_REGION`; undefined = ask IMDS. */
+  region?: string;
+  /** From `RUNS_FLEET_INSTANCE_ID`; undefined = ask IMDS. */
+  instanceId?: string;
+  /** SSM parameter name; `{instance-id}` is replaced once the id is known. */
+  ssmParameterTemplate: string;
+  configBucket?: string;
+  terminationQueueUrl?: string;
+  logGroup?: string;
+  maxRuntimeMs: number;
+  idleTimeoutMs: number;
+  drainGraceMs: number;
+  runnerDir: string;
+  runnerVersion: string;
+  runnerUser?: string;
+  githubApiUrl: string;
+  githubUrl: string;
+  diskMinFreeMb: number;
+  downloadMinFreeMb: number;
+  memMinAvailableMb: number;
+  monitorIntervalMs: number;
+  spotPollMs: number;
+  terminate: boolean;
+  stateDir: string;
+  reportTimeoutMs: number;
+  logFlushTimeoutMs: number;
+}
+
+export interface SettingsResult {
+  settings: Settings;
+  /** One readable message per bad variable, each naming it. */
+  errors: string[];
+}
+
+export const DEFAULT_SSM_PARAMETER = '/runs-fleet/runners/{instance-id}/config';
+
+const MINUTE = 60_000;
+const SECOND = 1_000;
+
+export function parseSettings(env: Env): SettingsResult {
+  const errors: string[] = [];
+  const read = (name: string): string | undefined => {
+    const value = env[name]?.trim();
+    return value === undefined || value === '' ? undefined : value;
+  };
+
+  const number = (names: string[], fallback: number, unitMs: number, opts: { min?: number } = {}): number => {
+    const name = names.find((n) => read(n) !== undefined);
+    if (name === undefined) return fallback * unitMs;
+    const raw = read(name)!;
+    const value = /^\d+(\.\d+)?$/.test(raw) ? Number(raw) : NaN;
+    if (!Number.isFinite(value) || value < (opts.min ?? 0)) {
+      errors.push(`${name}=${JSON.stringify(raw)} is not a valid number (expected a non-negative number, e.g. ${fallback})`);
+      return fallback * unitMs;
+    }
+    return Math.round(value * unitMs);
+  };
+
+  const url = (name: string, fallback?: string): string | undefined => {
+    const raw = read(name);
+    if (raw === undefined) return fallback;
+    let parsed: URL;
+    try {
+      parsed = new URL(raw);
+    } catch {
+      errors.push(`${name}=${JSON.stringify(raw)} is not a URL`);
+      return fallback;
+    }
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+      errors.push(`${name}=${JSON.stringify(raw)} has the unsupported scheme "${parsed.protocol}" (use https:// or http://)`);
+      return fallback;
+    }
+    return raw.replace(/\/+$/, '');
+  };
+
+  const boolean = (name: string, fallback: boolean): boolean => {
+    const raw = read(name)?.toLowerCase();
+    if (raw === undefined) return fallback;
+    if (['true', '1', 'yes'].includes(raw)) return true;
+    if (['false', '0', 'no'].includes(raw)) return false;
+    errors.push(`${name}=${JSON.stringify(read(name))} is not a boolean (use true or false)`);
+    return fallback;
+  };
+
+  const runnerVersion = read('RUNS_FLEET_RUNNER_VERSION') ?? 'latest';
+  const versionOk = runnerVersion === 'latest' || /^v?\d+\.\d+\.\d+$/.test(runnerVersion);
+  if (!versionOk) {
+    errors.push(`RUNS_FLEET_RUNNER_VERSION=${JSON.stringify(runnerVersion)} is not "latest" or a version like 2.330.0`);
+  }
+
+  const runnerDir = read('RUNS_FLEET_RUNNER_DIR') ?? '/opt/actions-runner';
+  if (!runnerDir.startsWith('/')) errors.push(`RUNS_FLEET_RUNNER_DIR=${JSON.stringify(runnerDir)} must be an absolute path`);
+  const stateDir = read('RUNS_FLEET_STATE_DIR') ?? '/var/lib/runs-fleet-agent';
+  if (!stateDir.startsWith('/')) errors.push(`RUNS_FLEET_STATE_DIR=${JSON.stringify(stateDir)} must be an absolute path`);
+
+  const instanceId = read('RUNS_FLEET_INSTANCE_ID');
+  if (instanceId !== undefined && !/^i-[0-9a-zA-Z]+$/.test(instanceId)) {
+    errors.push(`RUNS_FLEET_INSTANCE_ID=${JSON.stringify(instanceId)} is not an instance id like i-0123456789abcdef0`);
+  }
+
+  const settings: Settings = {
+    region: read('AWS_REGION') ?? read('AWS_DEFAULT_REGION'),
+    instanceId: instanceId !== undefined && /^i-[0-9a-zA-Z]+$/.test(instanceId) ? instanceId : undefined,
+    ssmParameterTemplate: read('RUNS_FLEET_SSM_PARAMETER') ?? DEFAULT_SSM_PARAMETER,
+    configBucket: read('RUNS_FLEET_CONFIG_BUCKET'),
+    terminationQueueUrl: url('RUNS_FLEET_TERMINATION_QUEUE_URL'),
+    logGroup: read('RUNS_FLEET_LOG_GROUP'),
+    maxRuntimeMs: number(['RUNS_FLEET_MAX_RUNTIME_MINUTES', 'RUNS_FLEET_MAX_RUNTIME'], 360, MINUTE),
+    idleTimeoutMs: number(['RUNS_FLEET_IDLE_TIMEOUT_MINUTES'], 15, MINUTE),
+    drainGraceMs: number(['RUNS_FLEET_DRAIN_GRACE_SECONDS'], 90, SECOND),
+    runnerDir: runnerDir.replace(/\/+$/, '') || '/',
+    runnerVersion: runnerVersion.replace(/^v/, ''),
+    runnerUser: read('RUNS_FLEET_RUNNER_USER'),
+    githubApiUrl: url('RUNS_FLEET_GITHUB_API_URL', 'https://api.github.com')!,
+    githubUrl: url('RUNS_FLEET_GITHUB_URL', 'https://github.com')!,
+    diskMinFreeMb: number(['RUNS_FLEET_DISK_MIN_FREE_MB'], 500, 1),
+    downloadMinFreeMb: number(['RUNS_FLEET_DOWNLOAD_MIN_FREE_MB'], 1024, 1),
+    memMinAvailableMb: number(['RUNS_FLEET_MEM_MIN_AVAILABLE_MB'], 200, 1),
+    monitorIntervalMs: number(['RUNS_FLEET_MONITOR_INTERVAL_SECONDS'], 30, SECOND),
+    spotPollMs: number(['RUNS_FLEET_SPOT_POLL_SECONDS'], 5, SECOND),
+    terminate: boolean('RUNS_FLEET_TERMINATE', true),
+    stateDir: stateDir.replace(/\/+$/, ''),
+    reportTimeoutMs: number(['RUNS_FLEET_REPORT_TIMEOUT_SECONDS'], 30, SECOND),
+    logFlushTimeoutMs: number(['RUNS_FLEET_LOG_FLUSH_TIMEOUT_SECONDS'], 10, SECOND),
+  };
+  if (read('AWS_EC2_METADATA_SERVICE_ENDPOINT') !== undefined) url('AWS_EC2_METADATA_SERVICE_ENDPOINT');
+  for (const name of Object.keys(env)) {
+    if (name.startsWith('AWS_ENDPOINT_URL') && read(name) !== undefined) url(name);
+  }
+  return { settings, errors };
+}
+
+/** The SSM parameter name for this instance. */
+export function ssmParameterName(settings: Settings, instanceId: string): string {
+  return settings.ssmParameterTemplate.replaceAll('{instance-id}', instanceId);
+}

@@ -1,0 +1,172 @@
+/**
+ * Fakes of every actor the agent machine invokes, controllable from a test.
+ *
+ * Promise actors wait in `pending` until the test settles them (or `auto` settles
+ * them at once); the runner process fake records STOP commands and is driven by
+ * `runner.emit(...)`. Every call and every actor stop is written to `journal`, so
+ * tests can assert ordering (cleanup before termination, runner gone before reporting).
+ */
+import { fromCallback, fromPromise, type AnyEventObject } from 'xstate';
+import type { AgentEvent, StopRunnerCommand } from '../../machines/events.js';
+import type { actorContracts } from '../../machines/actor-contracts.js';
+
+type PromiseSrc =
+  | 'resolveIdentity'
+  | 'readRunnerConfig'
+  | 'downloadRunner'
+  | 'registerRunner'
+  | 'sendTelemetry'
+  | 'cleanup'
+  | 'flushLogs'
+  | 'terminateInstance';
+
+export interface PendingCall {
+  src: PromiseSrc;
+  input: any;
+  resolve(output?: unknown): void;
+  reject(error: unknown): void;
+  aborted: boolean;
+}
+
+/** What an auto-settled actor does: resolve with a value, reject, or hang. */
+export type AutoBehavior = { resolve: unknown } | { reject: Error } | 'hang';
+
+export const FAKE_SECRET = 'jit-secret-c29tZXRoaW5nIHNlY3JldA==';
+
+export function defaultOutputs(): Record<PromiseSrc, unknown> {
+  return {
+    resolveIdentity: { instanceId: 'i-0fake0000000000001', region: 'us-east-1' },
+    readRunnerConfig: {
+      parameterName: '/runs-fleet/runners/i-0fake0000000000001/config',
+      mode: 'jit',
+      isOrg: false,
+      labels: ['self-hosted'],
+      runId: '42',
+      jobId: '4242',
+      queueUrl: 'http://127.0.0.1:1/123456789012/termination',
+      repo: 'acme/app',
+    },
+    downloadRunner: { dir: '/opt/actions-runner', version: '2.330.0', source: 'github' },
+    registerRunner: undefined,
+    sendTelemetry: { sent: true },
+    cleanup: undefined,
+    flushLogs: { shipped: 10, dropped: 0 },
+    terminateInstance: undefined,
+  };
+}
+
+export class FakeActors {
+  readonly pending: PendingCall[] = [];
+  readonly calls: { src: string; input: any }[] = [];
+  readonly journal: string[] = [];
+  /** When set for a src, calls settle at once with this behavior (else they wait in `pending`). */
+  readonly auto: Partial<Record<PromiseSrc, AutoBehavior>> = {};
+  readonly runner = {
+    spawned: 0,
+    alive: false,
+    stops: [] as StopRunnerCommand[],
+    /** When true, a STOP makes the fake runner print Canceled and exit at once. */
+    exitOnStop: true,
+    sendBack: undefined as undefined | ((event: AgentEvent) => void),
+    emit(event: AgentEvent) {
+      if (!this.sendBack) throw new Error('runner process actor is not running');
+      this.sendBack(event);
+    },
+  };
+  readonly watchers: Record<string, { sendBack?: (e: AgentEvent) => void; active: boolean }> = {};
+
+  /** Every promise actor settles at once with the default outputs. */
+  static autoAll(): FakeActors {
+    const fake = new FakeActors();
+    const outputs = defaultOutputs();
+    for (const [src, output] of Object.entries(outputs)) fake.auto[src as PromiseSrc] = { resolve: output };
+    return fake;
+  }
+
+  callsOf(src: string): any[] {
+    return this.calls.filter((c) => c.src === src).map((c) => c.input);
+  }
+
+  /** The oldest unsettled call of `src`; throws when the machine did not invoke it. */
+  take(src: PromiseSrc): PendingCall {
+    const index = this.pending.findIndex((p) => p.src === src && !p.aborted);
+    if (index < 0) {
+      throw new Error(`no pending ${src} call (pending: ${this.pending.map((p) => p.src).join(', ') || 'none'})`);
+    }
+    return this.pending.splice(index, 1)[0]!;
+  }
+
+  private promise(src: PromiseSrc) {
+    return fromPromise<any, any>(({ input, signal }) => {
+      this.calls.push({ src, input });
+      this.journal.push(`call:${src}`);
+      const behavior = this.auto[src];
+      if (behavior !== undefined && behavior !== 'hang') {
+        return 'reject' in behavior ? Promise.reject(behavior.reject) : Promise.resolve(behavior.resolve);
+      }
+      return new Promise((resolve, reject) => {
+        const call: PendingCall = { src, input, resolve, reject, aborted: false };
+        signal.addEventListener('abort', () => {
+          call.aborted = true;
+          this.journal.push(`abort:${src}`);
+        });
+        if (behavior !== 'hang') this.pending.push(call);
+      });
+    });
+  }
+
+  private watcher(name: string) {
+    return fromCallback<AnyEventObject, any, AgentEvent>(({ sendBack }) => {
+      this.watchers[name] = { sendBack, active: true };
+      this.journal.push(`start:${name}`);
+      return () => {
+        this.watchers[name]!.active = false;
+        this.journal.push(`stop:${name}`);
+      };
+    });
+  }
+
+  /** Implementations for `agentMachine.provide({ actors })`. */
+  actors(): typeof actorContracts {
+    const runner = this.runner;
+    const journal = this.journal;
+    return {
+      resolveIdentity: this.promise('resolveIdentity'),
+      readRunnerConfig: this.promise('readRunnerConfig'),
+      downloadRunner: this.promise('downloadRunner'),
+      registerRunner: this.promise('registerRunner'),
+      sendTelemetry: this.promise('sendTelemetry'),
+      cleanup: this.promise('cleanup'),
+      flushLogs: this.promise('flushLogs'),
+      terminateInstance: this.promise('terminateInstance'),
+      runnerProcess: fromCallback<StopRunnerCommand, any, AgentEvent>(({ sendBack, receive }) => {
+        runner.spawned += 1;
+        runner.alive = true;
+        runner.sendBack = sendBack;
+        journal.push('start:runner');
+        receive((command) => {
+          runner.stops.push(command);
+          journal.push('stop-command:runner');
+          if (runner.exitOnStop && runner.alive) {
+            runner.alive = false;
+            sendBack({ type: 'RUNNER_EXITED', exitCode: 0, signal: null });
+          }
+        });
+        return () => {
+          runner.alive = false;
+          runner.sendBack = undefined;
+          journal.push('stop:runner');
+        };
+      }),
+      processWatcher: this.watcher('processWatcher'),
+      spotWatcher: this.watcher('spotWatcher'),
+      resourceMonitor: this.watcher('resourceMonitor'),
+      logShipper: this.watcher('logShipper'),
+    } as unknown as typeof actorContracts;
+  }
+}
+
+/** Let promise continuations (actor settlements) run. */
+export async function settle(rounds = 5): Promise<void> {
+  for (let i = 0; i < rounds; i += 1) await new Promise((resolve) => setImmediate(resolve));
+}
