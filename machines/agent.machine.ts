@@ -378,17 +378,26 @@ export const agentMachine = setup({
           invoke: {
             src: 'flushLogs',
             input: ({ context }) => ({ timeoutMs: context.settings.logFlushTimeoutMs }),
-            onDone: 'requestingTermination',
-            onError: 'requestingTermination',
+            onDone: 'deciding',
+            onError: 'deciding',
           },
-          after: { flushDeadline: 'requestingTermination' },
+          after: { flushDeadline: 'deciding' },
         },
-        requestingTermination: {
-          description: 'EC2 TerminateInstances on this instance (skipped when RUNS_FLEET_TERMINATE=false).',
+        deciding: {
+          description: 'Terminate only when allowed and when the instance id is known.',
           always: [
             { guard: 'terminateDisabled', target: 'done', description: 'RUNS_FLEET_TERMINATE=false: local use.' },
-            { guard: 'identityUnknown', target: 'done', actions: 'recordTerminationError' },
+            {
+              guard: 'identityUnknown',
+              target: 'done',
+              actions: 'recordTerminationError',
+              description: 'Nothing to terminate: exit non-zero so that systemd powers off.',
+            },
+            { target: 'requestingTermination' },
           ],
+        },
+        requestingTermination: {
+          description: 'EC2 TerminateInstances on this instance.',
           invoke: {
             src: 'terminateInstance',
             input: ({ context }) => ({ instanceId: context.identity!.instanceId, region: context.identity!.region }),

@@ -1,0 +1,55 @@
+/**
+ * The real implementations of every actor the machine names, wired to their
+ * services. The command line builds these once; tests use fakes instead.
+ */
+import { MetadataService } from '@aws-sdk/ec2-metadata-service';
+import type { actorContracts } from '../machines/actor-contracts.js';
+import type { AwsClients } from '../services/aws-clients.js';
+import type { LogShipper } from '../services/log-shipper.js';
+import type { Logger } from '../services/logger.js';
+import type { SecretVault } from '../services/secrets.js';
+import { cleanup } from './cleanup.js';
+import { downloadRunner } from './download-runner.js';
+import { flushLogs } from './flush-logs.js';
+import { logShipper } from './log-shipper.js';
+import { processWatcher } from './process-watcher.js';
+import { readRunnerConfig } from './read-runner-config.js';
+import { registerRunner } from './register-runner.js';
+import { resolveIdentity } from './resolve-identity.js';
+import { resourceMonitor } from './resource-monitor.js';
+import { runnerProcess } from './runner-process.js';
+import { sendTelemetry } from './send-telemetry.js';
+import { spotWatcher } from './spot-watcher.js';
+import { terminateInstance } from './terminate-instance.js';
+
+export interface AgentDeps {
+  logger: Logger;
+  vault: SecretVault;
+  aws: AwsClients;
+  shipper: LogShipper;
+}
+
+/** IMDSv2 client: short timeouts so a missing IMDS fails in seconds, not minutes. */
+export function metadataClient(): MetadataService {
+  return new MetadataService({ httpOptions: { timeout: 2000 }, retries: 2, backoff: 0.3, ec2MetadataV1Disabled: true });
+}
+
+export function createActors(deps: AgentDeps): typeof actorContracts {
+  const { logger, vault, aws, shipper } = deps;
+  const imds = metadataClient;
+  return {
+    resolveIdentity: resolveIdentity({ imds }),
+    readRunnerConfig: readRunnerConfig({ ssm: aws.ssm, vault, logger }),
+    downloadRunner: downloadRunner({ logger, s3: aws.s3 }),
+    registerRunner: registerRunner({ logger, vault }),
+    runnerProcess: runnerProcess({ logger, vault, onLine: (line, timestampMs) => shipper.runnerLine(line, timestampMs) }),
+    sendTelemetry: sendTelemetry({ logger, vault, sqs: aws.sqs }),
+    cleanup: cleanup({ logger, vault }),
+    flushLogs: flushLogs({ shipper }),
+    terminateInstance: terminateInstance({ ec2: aws.ec2, logger }),
+    processWatcher: processWatcher({ logger }),
+    spotWatcher: spotWatcher({ imds, logger }),
+    resourceMonitor: resourceMonitor({ logger }),
+    logShipper: logShipper({ shipper, logs: aws.logs, logger }),
+  } as typeof actorContracts;
+}

@@ -1,0 +1,14 @@
+/** Entry point of the bundle (`dist/runs-fleet-agent.cjs`). */
+import { main } from './main.js';
+
+main(process.argv.slice(2), {
+  env: process.env,
+  out: (text) => process.stdout.write(text),
+  err: (text) => process.stderr.write(text),
+}).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`runs-fleet-agent: fatal: ${error instanceof Error ? error.stack : String(error)}\n`);
+    process.exit(1);
+  },
+);

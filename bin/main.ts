@@ -1,0 +1,183 @@
+/**
+ * runs-fleet-agent command line (SPEC §2). The one place that decides the exit code,
+ * from the machine's outcome.
+ *
+ *   runs-fleet-agent run [--inspect[=PORT]]
+ *   runs-fleet-agent diagram [--format mermaid|dot]
+ *   runs-fleet-agent check-config
+ *   runs-fleet-agent --version | --help
+ */
+import { createActor, waitFor, type AnyActorRef } from 'xstate';
+import { createActors } from '../actors/index.js';
+import { agentMachine } from '../machines/agent.machine.js';
+import { toDot, toMermaid } from '../machines/diagram.js';
+import { agentOutcome } from '../machines/outcome.js';
+import { createAwsClients } from '../services/aws-clients.js';
+import { LogShipper } from '../services/log-shipper.js';
+import { createLogger, type LogSink } from '../services/logger.js';
+import { SecretVault } from '../services/secrets.js';
+import { parseSettings, type Env } from '../services/settings.js';
+import { renderTimeline, type TimelineEntry } from '../services/timeline.js';
+import { AGENT_VERSION } from './version.js';
+
+const HELP = `runs-fleet-agent ${AGENT_VERSION} — one GitHub Actions job on one EC2 instance, then terminate.
+
+Usage:
+  runs-fleet-agent run [--inspect[=PORT]]        run the lifecycle (default command)
+  runs-fleet-agent diagram [--format mermaid|dot] print the state diagram
+  runs-fleet-agent check-config                  validate the environment, print it (secrets masked)
+  runs-fleet-agent --version | --help
+
+Configuration is read from RUNS_FLEET_* and AWS_* environment variables; see docs/operations.md.
+Exit code: 0 when TerminateInstances was requested (or RUNS_FLEET_TERMINATE=false and the
+lifecycle finished), 1 otherwise.
+`;
+
+export interface CliIo {
+  env: Env;
+  out: (text: string) => void;
+  err: (text: string) => void;
+}
+
+export async function main(argv: string[], io: CliIo): Promise<number> {
+  const [command = 'run', ...rest] = argv;
+  switch (command) {
+    case '--version':
+    case '-v':
+    case 'version':
+      io.out(`${AGENT_VERSION}\n`);
+      return 0;
+    case '--help':
+    case '-h':
+    case 'help':
+      io.out(HELP);
+      return 0;
+    case 'diagram': {
+      const format = optionValue(rest, '--format') ?? 'mermaid';
+      if (format !== 'mermaid' && format !== 'dot') {
+        io.err(`unknown diagram format "${format}" (use mermaid or dot)\n`);
+        return 2;
+      }
+      io.out(format === 'dot' ? toDot(agentMachine) : toMermaid(agentMachine));
+      return 0;
+    }
+    case 'check-config':
+      return checkConfig(io);
+    case 'run':
+      return run(rest, io);
+    default:
+      io.err(`unknown command "${command}"\n\n${HELP}`);
+      return 2;
+  }
+}
+
+function optionValue(args: string[], name: string): string | undefined {
+  for (let i = 0; i < args.length; i += 1) {
+    const arg = args[i]!;
+    if (arg === name) return args[i + 1];
+    if (arg.startsWith(`${name}=`)) return arg.slice(name.length + 1);
+  }
+  return undefined;
+}
+
+function checkConfig(io: CliIo): number {
+  const { settings, errors } = parseSettings(io.env);
+  io.out(`${JSON.stringify({ version: AGENT_VERSION, settings, errors }, null, 2)}\n`);
+  for (const error of errors) io.err(`error: ${error}\n`);
+  return errors.length > 0 ? 1 : 0;
+}
+
+/** How long after start the process gives up on everything and exits non-zero (systemd then powers off). */
+function hardDeadlineMs(env: Env): number {
+  const { settings } = parseSettings(env);
+  return settings.maxRuntimeMs + settings.drainGraceMs + settings.reportTimeoutMs + settings.logFlushTimeoutMs + 120_000;
+}
+
+async function run(args: string[], io: CliIo): Promise<number> {
+  const vault = new SecretVault();
+  const sink: { current?: LogSink } = {};
+  const logger = createLogger({ vault, sink, write: io.out });
+  const { settings } = parseSettings(io.env);
+  const aws = createAwsClients(io.env, settings.region);
+  const shipper = new LogShipper({
+    vault,
+    spillDir: `${settings.stateDir}/log-spill`,
+    warn: (message: string) => logger.warn(message),
+  });
+  sink.current = shipper;
+
+  // Last line of defence inside the process: whatever hangs, exit non-zero in time.
+  const deadline = setTimeout(() => {
+    logger.fatal({ deadline_ms: hardDeadlineMs(io.env) }, 'hard deadline reached: exiting so systemd powers off');
+    process.exit(1);
+  }, hardDeadlineMs(io.env));
+
+  let inspector: { stop(): Promise<void> } | undefined;
+  const inspectArg = args.find((a) => a === '--inspect' || a.startsWith('--inspect='));
+  let inspect: ((event: unknown) => void) | undefined;
+  if (inspectArg) {
+    const { startInspector } = await import('./inspector.js');
+    const port = inspectArg.includes('=') ? Number(inspectArg.split('=')[1]) : undefined;
+    const started = await startInspector({ port, logger });
+    inspector = started;
+    inspect = started.inspect;
+  }
+
+  const machine = agentMachine.provide({ actors: createActors({ logger, vault, aws, shipper }) });
+  const actor = createActor(machine, {
+    input: { env: io.env },
+    logger: (...parts: unknown[]) => logger.info(parts.map(String).join(' ')),
+    ...(inspect ? { inspect: inspect as never } : {}),
+  });
+
+  const timeline: TimelineEntry[] = [];
+  let previous = '';
+  actor.subscribe({
+    next: (snapshot) => {
+      const value = snapshot.value;
+      const top = typeof value === 'string' ? value : Object.keys(value)[0]!;
+      const detail = stateDetail(value);
+      if (detail === previous) return;
+      previous = detail;
+      const now = Date.now();
+      const last = timeline[timeline.length - 1];
+      if (last?.state !== top) {
+        if (last) last.endMs = now;
+        timeline.push({ state: top, startMs: now, endMs: now });
+        logger.info({ state: top, detail }, 'state');
+      } else {
+        logger.debug({ state: top, detail }, 'state');
+      }
+    },
+    error: (error) => logger.error({ err: error }, 'agent machine failed'),
+  });
+
+  logger.info({ version: AGENT_VERSION, pid: process.pid }, 'runs-fleet-agent starting');
+  actor.start();
+  let code: 0 | 1 = 1;
+  try {
+    const done = await waitFor(actor as AnyActorRef, (s) => s.matches({ terminating: 'done' }) || s.status !== 'active', {
+      timeout: Infinity,
+    });
+    const outcome = agentOutcome(done.context);
+    code = outcome.exitCode;
+    const last = timeline[timeline.length - 1];
+    if (last) last.endMs = Date.now();
+    logger.info({ ...outcome, timings: done.context.timings }, 'lifecycle finished');
+    io.err(`\nruns-fleet-agent timeline (${outcome.status}, exit ${code}):\n${renderTimeline(timeline)}\n`);
+  } catch (error) {
+    logger.error({ err: error }, 'lifecycle did not finish');
+  } finally {
+    actor.stop();
+    clearTimeout(deadline);
+    await inspector?.stop().catch(() => {});
+    aws.destroy();
+  }
+  return code;
+}
+
+function stateDetail(value: unknown): string {
+  if (typeof value === 'string') return value;
+  const [key, inner] = Object.entries(value as Record<string, unknown>)[0]!;
+  return `${key}.${stateDetail(inner)}`;
+}
