@@ -114,7 +114,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
 
   let inspector: { stop(): Promise<void> } | undefined;
   const inspectArg = args.find((a) => a === '--inspect' || a.startsWith('--inspect='));
-  let inspect: ((event: unknown) => void) | undefined;
+  let inspect: Awaited<ReturnType<typeof import('./inspector.js').startInspector>>['inspect'] | undefined;
   if (inspectArg) {
     const { startInspector } = await import('./inspector.js');
     const port = inspectArg.includes('=') ? Number(inspectArg.split('=')[1]) : undefined;

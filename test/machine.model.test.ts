@@ -107,12 +107,12 @@ const MODELS: Model[] = [
 
 function buildModel(model: Model) {
   const input = { env: model.env, now: () => 0 };
-  const adjacency = getAdjacencyMap(agentMachine, {
+  const adjacency: Record<string, { state: unknown; transitions: Record<string, { event: EventObject; state: unknown }> }> = getAdjacencyMap(agentMachine, {
     input,
-    events: eventsFor,
+    events: eventsFor as never,
     serializeState: (s) => serialize(s as Snapshot),
     serializeEvent: serializeEvent as never,
-  });
+  }) as never;
   // Shortest path (BFS) from the initial state to every state.
   const initial = Object.keys(adjacency)[0]!; // the traversal starts at the initial state
   const pathTo = new Map<string, Step[]>([[initial, []]]);

@@ -1,0 +1,202 @@
+/**
+ * Scenario tests of the agent machine: fake actors, a SimulatedClock, and the
+ * outcome each scenario must end with (status, telemetry, exit code).
+ */
+import { describe, expect, it } from '@jest/globals';
+import { createActor, SimulatedClock } from 'xstate';
+import { agentMachine } from '../machines/agent.machine.js';
+import { agentOutcome, type TelemetryMessage } from '../machines/outcome.js';
+import type { AgentContext } from '../machines/types.js';
+import { FakeActors, settle } from './support/fake-actors.js';
+
+function start(env: Record<string, string> = {}, configure: (fake: FakeActors) => void = () => {}) {
+  const fake = FakeActors.autoAll();
+  configure(fake);
+  const clock = new SimulatedClock();
+  clock.set(Date.parse('2026-11-28T10:00:00Z'));
+  const actor = createActor(agentMachine.provide({ actors: fake.actors() }), {
+    clock,
+    input: { env, now: () => clock.now() },
+    logger: () => {},
+  });
+  actor.start();
+  const messages = () => fake.callsOf('sendTelemetry').map((i) => i.message as TelemetryMessage);
+  const finalMessage = () => messages().filter((m) => m.status !== 'started');
+  const outcome = () => agentOutcome(actor.getSnapshot().context as AgentContext);
+  const done = () => actor.getSnapshot().matches({ terminating: 'done' });
+  return { fake, clock, actor, messages, finalMessage, outcome, done };
+}
+
+async function runJob(t: ReturnType<typeof start>, result: string) {
+  await settle();
+  t.fake.runner.emit({ type: 'RUNNER_LISTENING' });
+  t.fake.runner.emit({ type: 'JOB_STARTED', jobName: 'build', at: new Date(t.clock.now()).toISOString() });
+  await settle();
+  t.clock.increment(30_000);
+  t.fake.runner.emit({ type: 'JOB_COMPLETED', jobName: 'build', result });
+  t.fake.runner.emit({ type: 'RUNNER_EXITED', exitCode: 0, signal: null });
+  await settle();
+}
+
+describe('agent machine scenarios', () => {
+  it('a job that succeeds: started, then success; terminated once; exit 0', async () => {
+    const t = start();
+    await runJob(t, 'Succeeded');
+    expect(t.done()).toBe(true);
+    expect(t.messages().map((m) => m.status)).toEqual(['started', 'success']);
+    expect(t.finalMessage()[0]).toMatchObject({ instance_id: 'i-0fake0000000000001', job_id: '4242', run_id: '42', exit_code: 0, error: null });
+    expect(t.finalMessage()[0]!.duration_seconds).toBe(30);
+    expect(Object.keys(t.finalMessage()[0]!.timings)).toEqual(['booting', 'downloading', 'registering', 'running', 'draining', 'reporting']);
+    expect(t.fake.callsOf('terminateInstance')).toEqual([{ instanceId: 'i-0fake0000000000001', region: 'us-east-1' }]);
+    expect(t.outcome()).toMatchObject({ status: 'success', exitCode: 0, terminationRequested: true });
+  });
+
+  it('a failed job reports failure; SucceededWithIssues is success', async () => {
+    const failed = start();
+    await runJob(failed, 'Failed');
+    expect(failed.finalMessage()[0]).toMatchObject({ status: 'failure', error: 'job build completed with result: Failed' });
+    const issues = start();
+    await runJob(issues, 'SucceededWithIssues');
+    expect(issues.finalMessage()[0]!.status).toBe('success');
+  });
+
+  it('SIGTERM mid-job: the runner is told to stop, and the stop reason wins over its Canceled', async () => {
+    const t = start({ RUNS_FLEET_DRAIN_GRACE_SECONDS: '7' }, (f) => (f.runner.exitOnStop = false));
+    await settle();
+    t.fake.runner.emit({ type: 'JOB_STARTED', jobName: 'build', at: new Date(t.clock.now()).toISOString() });
+    await settle();
+    t.fake.watchers.processWatcher!.sendBack!({ type: 'SIGTERM', signal: 'SIGTERM' });
+    await settle();
+    expect(t.actor.getSnapshot().value).toEqual({ draining: 'stopping' });
+    expect(t.fake.runner.stops).toEqual([{ type: 'STOP', graceMs: 7000 }]);
+    t.fake.runner.emit({ type: 'JOB_COMPLETED', jobName: 'build', result: 'Canceled' });
+    t.fake.runner.emit({ type: 'RUNNER_EXITED', exitCode: 0, signal: null });
+    await settle();
+    expect(t.finalMessage()[0]).toMatchObject({ status: 'interrupted', interrupted_by: 'sigterm' });
+    expect(t.done()).toBe(true);
+  });
+
+  it('max runtime counts from agent start, even when an actor never settles', async () => {
+    const t = start({ RUNS_FLEET_MAX_RUNTIME_MINUTES: '0.5' }, (f) => (f.auto.downloadRunner = 'hang'));
+    await settle();
+    expect(t.actor.getSnapshot().value).toEqual({ downloading: 'attempt' });
+    t.clock.increment(29_999);
+    await settle();
+    expect(t.actor.getSnapshot().value).toEqual({ downloading: 'attempt' });
+    t.clock.increment(1);
+    await settle();
+    expect(t.done()).toBe(true);
+    expect(t.finalMessage()[0]).toMatchObject({ status: 'timeout', error: 'max runtime of 0.5 minutes reached' });
+    expect(t.fake.journal).toContain('abort:downloadRunner');
+  });
+
+  it('idle timeout: no job in time is bootstrap_failed, and the runner is stopped', async () => {
+    const t = start({ RUNS_FLEET_IDLE_TIMEOUT_MINUTES: '2' });
+    await settle();
+    t.fake.runner.emit({ type: 'RUNNER_LISTENING' });
+    t.clock.increment(120_000);
+    await settle();
+    expect(t.fake.runner.stops).toHaveLength(1);
+    expect(t.finalMessage()[0]).toMatchObject({ status: 'bootstrap_failed', error: 'no job started within the idle timeout of 2 minutes' });
+    expect(t.messages().some((m) => m.status === 'started')).toBe(false);
+  });
+
+  it('a spot notice caps the drain grace so that reporting happens before AWS acts', async () => {
+    const t = start({ RUNS_FLEET_DRAIN_GRACE_SECONDS: '90' });
+    await settle();
+    t.fake.runner.emit({ type: 'JOB_STARTED', jobName: 'build', at: new Date(t.clock.now()).toISOString() });
+    await settle();
+    t.fake.watchers.spotWatcher!.sendBack!({ type: 'SPOT_INTERRUPTION', action: 'terminate', time: new Date(t.clock.now() + 60_000).toISOString() });
+    await settle();
+    expect(t.fake.runner.stops).toEqual([{ type: 'STOP', graceMs: 30_000 }]);
+    expect(t.finalMessage()[0]).toMatchObject({ status: 'interrupted', interrupted_by: 'spot' });
+  });
+
+  it('disk full mid-job is a failure interrupted by disk_full', async () => {
+    const t = start();
+    await settle();
+    t.fake.runner.emit({ type: 'JOB_STARTED', jobName: 'build', at: new Date(t.clock.now()).toISOString() });
+    await settle();
+    t.fake.watchers.resourceMonitor!.sendBack!({ type: 'DISK_FULL', freeMb: 12, minFreeMb: 500 });
+    await settle();
+    expect(t.finalMessage()[0]).toMatchObject({ status: 'failure', interrupted_by: 'disk_full' });
+    expect(t.finalMessage()[0]!.error).toContain('12 MB free');
+  });
+
+  it('memory low is counted and reported, never a stop', async () => {
+    const t = start();
+    await settle();
+    t.fake.watchers.resourceMonitor!.sendBack!({ type: 'MEMORY_LOW', availableMb: 90, minAvailableMb: 200 });
+    await runJob(t, 'Succeeded');
+    expect(t.finalMessage()[0]).toMatchObject({ status: 'success', memory_warnings: 1 });
+  });
+
+  it('a non-numeric timeout ends the boot as bootstrap_failed naming the variable, and still terminates', async () => {
+    const t = start({ RUNS_FLEET_MAX_RUNTIME_MINUTES: 'forever' });
+    await settle();
+    expect(t.done()).toBe(true);
+    expect(t.fake.callsOf('downloadRunner')).toHaveLength(0);
+    expect(t.finalMessage()[0]!.status).toBe('bootstrap_failed');
+    expect(t.finalMessage()[0]!.error).toContain('RUNS_FLEET_MAX_RUNTIME_MINUTES="forever"');
+    expect(t.fake.callsOf('terminateInstance')).toHaveLength(1);
+  });
+
+  it('retries a transient download failure with backoff, fails at once on a terminal one', async () => {
+    const transient = Object.assign(new Error('HTTP 502'), { retriable: true });
+    const t = start({}, (f) => (f.auto.downloadRunner = undefined));
+    await settle();
+    t.fake.take('downloadRunner').reject(transient);
+    await settle();
+    expect(t.actor.getSnapshot().value).toEqual({ downloading: 'backoff' });
+    t.clock.increment(8_000);
+    await settle();
+    t.fake.take('downloadRunner').reject(transient);
+    await settle();
+    t.clock.increment(8_000);
+    await settle();
+    t.fake.take('downloadRunner').reject(transient);
+    await settle();
+    expect(t.fake.callsOf('downloadRunner').map((i) => i.attempt)).toEqual([1, 2, 3]);
+    expect(t.finalMessage()[0]).toMatchObject({ status: 'bootstrap_failed', error: 'HTTP 502' });
+
+    const u = start({}, (f) => (f.auto.downloadRunner = { reject: Object.assign(new Error('checksum mismatch: expected a, got b'), { retriable: false }) }));
+    await settle();
+    expect(u.fake.callsOf('downloadRunner')).toHaveLength(1);
+    expect(u.finalMessage()[0]!.error).toContain('checksum mismatch');
+  });
+
+  it('a runner that ignores STOP is abandoned after the drain deadline and killed on the way out', async () => {
+    const t = start({ RUNS_FLEET_DRAIN_GRACE_SECONDS: '3' }, (f) => (f.runner.exitOnStop = false));
+    await settle();
+    t.fake.watchers.processWatcher!.sendBack!({ type: 'SIGTERM', signal: 'SIGINT' });
+    await settle();
+    t.clock.increment(3_000 + 5_000);
+    await settle();
+    expect(t.fake.journal.indexOf('stop:runner')).toBeLessThan(t.fake.journal.lastIndexOf('call:sendTelemetry'));
+    expect(t.done()).toBe(true);
+  });
+
+  it('without an instance id nothing is terminated and the exit code is 1', async () => {
+    const t = start({}, (f) => (f.auto.resolveIdentity = { reject: new Error('could not learn the instance id from IMDS') }));
+    await settle();
+    expect(t.done()).toBe(true);
+    expect(t.fake.callsOf('terminateInstance')).toHaveLength(0);
+    expect(t.outcome()).toMatchObject({ exitCode: 1, status: 'bootstrap_failed', terminationRequested: false });
+  });
+
+  it('a queue that never answers cannot hold the instance: the report deadline moves on', async () => {
+    const t = start({ RUNS_FLEET_REPORT_TIMEOUT_SECONDS: '4' }, (f) => (f.auto.sendTelemetry = 'hang'));
+    await runJob(t, 'Succeeded');
+    expect(t.actor.getSnapshot().value).toBe('reporting');
+    t.clock.increment(4_000);
+    await settle();
+    expect(t.done()).toBe(true);
+    expect(t.fake.callsOf('terminateInstance')).toHaveLength(1);
+  });
+
+  it('TerminateInstances failing ends with exit code 1 (systemd then powers off)', async () => {
+    const t = start({}, (f) => (f.auto.terminateInstance = { reject: new Error('UnauthorizedOperation') }));
+    await runJob(t, 'Succeeded');
+    expect(t.outcome()).toMatchObject({ exitCode: 1, terminationError: 'UnauthorizedOperation' });
+  });
+});
