@@ -1,0 +1,47 @@
+/**
+ * `make demo`: one full job through the built agent, locally.
+ * moto stands in for AWS, fakes stand in for GitHub, IMDS and the runner. Nothing here can
+ * touch the machine it runs on: the only TerminateInstances goes to moto's instance.
+ */
+import { createWorld, JIT_SECRET } from '../test/support/agent-world.js';
+
+const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
+
+async function main() {
+  console.log(bold('runs-fleet agent demo'));
+  console.log('starting moto (AWS emulator), fake GitHub, fake IMDS…');
+  const world = await createWorld({ runner: { behavior: 'lines', lines: 5, jobName: 'build-and-test', jobSeconds: 1 } });
+  try {
+    await world.putRunnerConfig({ jit_config: JIT_SECRET, runner_name: 'demo-runner' });
+    console.log(`instance ${world.instanceId} launched in moto; runner config written to SSM ${world.parameterName}`);
+    console.log(`running: node dist/runs-fleet-agent.cjs run\n`);
+
+    const run = await world.runAgent({ RUNS_FLEET_IDLE_TIMEOUT_MINUTES: '1' });
+    for (const entry of run.logs) {
+      if (entry.msg === 'state') console.log(`  → ${String(entry.state).padEnd(12)} ${entry.time}`);
+    }
+    console.log(run.stderr.trim());
+
+    console.log(bold('\ntelemetry messages in the termination queue:'));
+    for (const message of await world.telemetry()) console.log(`  ${JSON.stringify(message)}`);
+
+    const events = await world.logEvents();
+    console.log(bold(`\nCloudWatch Logs ${world.logGroup} / ${world.instanceId}/… (${events.length} events), the job's lines:`));
+    for (const line of events.filter((l) => !l.startsWith('{')).slice(0, 20)) console.log(`  ${line}`);
+
+    console.log(bold('\nresult:'));
+    console.log(`  agent exit code: ${run.exitCode}`);
+    console.log(`  EC2 instance ${world.instanceId}: ${await world.instanceState()}`);
+    console.log(`  SSM parameter still there: ${await world.parameterExists()}`);
+    const leaked = run.stdout.includes(JIT_SECRET) || run.stderr.includes(JIT_SECRET) || events.some((l) => l.includes(JIT_SECRET));
+    console.log(`  JIT config visible in any output: ${leaked}`);
+    if (run.exitCode !== 0 || leaked) process.exitCode = 1;
+  } finally {
+    await world.close();
+  }
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
