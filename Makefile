@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED := true
 JEST := NODE_OPTIONS=--experimental-vm-modules node_modules/.bin/jest
 
-.PHONY: all install build typecheck test test-unit demo bench diagram clean
+.PHONY: all install build typecheck test demo bench diagram clean systemd-analyze
 
 all: build
 
@@ -22,8 +22,12 @@ build: dist/runs-fleet-agent.cjs
 typecheck: node_modules/.installed
 	node_modules/.bin/tsc --noEmit
 
+# systemd-analyze verifies the unit; Debian's systemd package brings it when missing.
+systemd-analyze:
+	@command -v systemd-analyze >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null; }
+
 # Typecheck, build (end-to-end tests run the bundle as a process), then every test.
-test: typecheck build
+test: typecheck build systemd-analyze
 	$(JEST) $(JEST_ARGS)
 
 demo: build
