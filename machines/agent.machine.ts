@@ -248,7 +248,12 @@ export const agentMachine = setup({
       exit: 'leaveState',
       invoke: {
         src: 'registerRunner',
-        input: ({ context }) => ({ settings: context.settings, jobSpec: context.jobSpec!, runner: context.runner! }),
+        input: ({ context }) => ({
+          // The resolved instance id names the runner (runs-fleet-{instance-id}) when the config does not.
+          settings: { ...context.settings, instanceId: context.identity?.instanceId ?? context.settings.instanceId },
+          jobSpec: context.jobSpec!,
+          runner: context.runner!,
+        }),
         onDone: { target: 'running' },
         onError: { target: 'reporting', actions: { type: 'recordFailure', params: { phase: 'registration' } } },
       },

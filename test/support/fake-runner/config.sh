@@ -31,6 +31,13 @@ while [ $# -gt 0 ]; do
   esac
   shift
 done
+# Like the real runner, every --X option may come from ACTIONS_RUNNER_INPUT_X instead (argv wins);
+# this keeps the token out of argv. Test hook: where the token came from, in _diag/config-input.json.
+token_source=none
+if [ -n "$token" ]; then token_source=argument
+elif [ -n "$ACTIONS_RUNNER_INPUT_TOKEN" ]; then token=$ACTIONS_RUNNER_INPUT_TOKEN token_source=environment
+fi
+printf '{"tokenSource":"%s"}\n' "$token_source" > "$ROOT/_diag/config-input.json"
 if [ ${#unknown[@]} -gt 0 ]; then
   echo "Unrecognized command-line input arguments: '${unknown[*]}'. For usage refer to: .\\config.cmd --help or ./config.sh --help" >&2
   exit 1

@@ -1,0 +1,382 @@
+/**
+ * `run.sh` as a supervised process.
+ *
+ * - Spawned as the runner user, in its own session and process group (`detached`),
+ *   with the allow-listed environment (runner-env.ts); in JIT mode the JIT config
+ *   rides in `ACTIONS_RUNNER_INPUT_JITCONFIG` (environment, never argv).
+ * - stdout and stderr are read as bytes, split into lines (runner-output.ts), each
+ *   line redacted, handed to `onLine`, and parsed into machine events.
+ * - `RUNNER_EXITED` is sent once the leader exited AND its output was fully read.
+ * - `stop(graceMs)`: SIGTERM to the process group (the real run.sh forwards it to the
+ *   listener as SIGINT), SIGKILL after the grace. The real run.sh puts the listener in
+ *   a process group of its own (`set -m`), so "the runner" is the whole SESSION that
+ *   run.sh leads: once the leader is gone, or the grace is over, every process left in
+ *   the session is SIGKILLed. The runner never outlives this object: `dispose()` (and
+ *   the agent's own exit) kill whatever is left.
+ */
+import { execa } from 'execa';
+import { readdirSync, readFileSync } from 'node:fs';
+import { access } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { AgentEvent } from '../machines/events.js';
+import type { InstalledRunner, JobSpec } from '../machines/types.js';
+import { describeError } from './errors.js';
+import { hooksUsableBy, jobHookPaths } from './job-hooks.js';
+import { buildRunnerEnv } from './runner-env.js';
+import { LineSplitter, parseRunnerLine } from './runner-output.js';
+import { commandAs, resolveRunnerUser, type RunnerUser, type RunnerUserDeps } from './runner-user.js';
+import type { SecretVault } from './secrets.js';
+import type { Env, Settings } from './settings.js';
+
+export type OutputStream = 'stdout' | 'stderr';
+/** Receives every output line of the runner, already redacted. */
+export type OnRunnerLine = (line: string, timestampMs: number, stream: OutputStream) => void;
+export type RunnerEvent = Extract<AgentEvent, { type: 'RUNNER_LISTENING' | 'JOB_STARTED' | 'JOB_COMPLETED' | 'RUNNER_EXITED' }>;
+
+/** After the leader exited and leftovers were killed, how long the pipes may take to close (well inside the machine's KILL_WAIT_MS). */
+export const OUTPUT_DRAIN_MS = 2_000;
+
+// ---------------------------------------------------------------------------------------
+// Process trees: everything in the session run.sh leads.
+
+export interface ProcInfo {
+  pid: number;
+  pgid: number;
+  sid: number;
+  state: string;
+}
+
+/** Live (non-zombie) processes of a session, from /proc. */
+export function sessionMembers(sid: number, procRoot = '/proc'): ProcInfo[] {
+  const members: ProcInfo[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync(procRoot);
+  } catch {
+    return members;
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(join(procRoot, entry, 'stat'), 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    // pid (comm) state ppid pgrp session ... — comm may hold spaces and parentheses.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const info = { pid: Number(entry), state: fields[0] ?? '?', pgid: Number(fields[2]), sid: Number(fields[3]) };
+    if (info.sid === sid && info.state !== 'Z' && info.state !== 'X') members.push(info);
+  }
+  return members;
+}
+
+function signalQuietly(target: number, signal: NodeJS.Signals): boolean {
+  try {
+    process.kill(target, signal);
+    return true;
+  } catch {
+    return false; // ESRCH: already gone
+  }
+}
+
+/**
+ * SIGKILL the process group `sid` and every process left in session `sid`, until none is
+ * left (a few rounds: a process may fork while we kill). Synchronous: usable in an exit handler.
+ * Returns how many processes were signalled.
+ */
+export function killSession(sid: number, procRoot = '/proc'): number {
+  let killed = 0;
+  signalQuietly(-sid, 'SIGKILL');
+  for (let round = 0; round < 20; round++) {
+    const members = sessionMembers(sid, procRoot);
+    if (members.length === 0) break;
+    for (const pgid of new Set(members.map((m) => m.pgid))) signalQuietly(-pgid, 'SIGKILL');
+    for (const m of members) if (signalQuietly(m.pid, 'SIGKILL')) killed++;
+  }
+  return killed;
+}
+
+// ---------------------------------------------------------------------------------------
+
+export interface RunnerProcessOptions {
+  settings: Settings;
+  jobSpec: JobSpec;
+  runner: InstalledRunner;
+  logger: Logger;
+  vault: SecretVault;
+  onLine: OnRunnerLine;
+  /** Machine events (sendBack). */
+  send: (event: RunnerEvent) => void;
+  /** The agent's environment, for the allow-list (default `process.env`). */
+  env?: Env;
+  user?: RunnerUserDeps;
+  /** Wall clock for line timestamps (default Date.now). */
+  now?: () => number;
+  outputDrainMs?: number;
+}
+
+export interface RunnerProcessHandle {
+  /** Graceful stop: SIGTERM to the group, SIGKILL of the whole session after `graceMs`. */
+  stop(graceMs: number, receivedAt?: number): void;
+  /** The owner is done: kill whatever is left, send no more events. */
+  dispose(): void;
+  /** run.sh's pid (= its process group and session id), once spawned. */
+  readonly pid: number | undefined;
+  /** Resolves after RUNNER_EXITED was sent (or would have been, after dispose). */
+  readonly done: Promise<void>;
+}
+
+/** Start run.sh. Never throws: every failure ends in RUNNER_EXITED (and an error logged). */
+export function startRunnerProcess(options: RunnerProcessOptions): RunnerProcessHandle {
+  return new RunnerProcess(options).handle();
+}
+
+class RunnerProcess {
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private pid: number | undefined;
+  private disposed = false;
+  private exitSent = false;
+  private leaderExited = false;
+  private stopRequest: { graceMs: number; receivedAt: number } | undefined;
+  private stopTimer: NodeJS.Timeout | undefined;
+  private killDeadline = Infinity;
+  private resolveDone!: () => void;
+  private readonly done = new Promise<void>((r) => (this.resolveDone = r));
+  private readonly onAgentExit = () => {
+    if (this.pid !== undefined) killSession(this.pid);
+  };
+
+  constructor(private readonly o: RunnerProcessOptions) {
+    this.log = o.logger.child({ component: 'runner' });
+    this.now = o.now ?? Date.now;
+    void this.run().catch((error: unknown) => {
+      this.log.error({ err: describeError(error) }, 'runner process supervision failed');
+      this.finish(null, null);
+    });
+  }
+
+  handle(): RunnerProcessHandle {
+    const self = this;
+    return {
+      stop: (graceMs, receivedAt) => this.stop(graceMs, receivedAt ?? performance.now()),
+      dispose: () => this.dispose(),
+      get pid() {
+        return self.pid;
+      },
+      done: this.done,
+    };
+  }
+
+  private async run(): Promise<void> {
+    const { settings, jobSpec, runner, vault } = this.o;
+    const user: RunnerUser = await resolveRunnerUser(settings, this.o.user);
+    if (this.disposed) return this.finish(null, null);
+
+    const runSh = join(runner.dir, 'run.sh');
+    try {
+      await access(runSh);
+    } catch (error) {
+      this.log.error({ err: describeError(error), path: runSh }, 'run.sh is missing: the runner cannot start');
+      return this.finish(null, null);
+    }
+    if (this.disposed) return this.finish(null, null);
+
+    // A hook the runner cannot run would fail the job: leave the hooks out instead.
+    const hooks = jobHookPaths(settings.stateDir);
+    const hooksUsable = await hooksUsableBy(hooks, user);
+    if (!hooksUsable) this.log.warn({ hooks: hooks.started }, 'job hooks missing or not executable by the runner user: running without them');
+    if (this.disposed) return this.finish(null, null);
+    const env: Record<string, string> = buildRunnerEnv({
+      agentEnv: this.o.env ?? process.env,
+      user,
+      jobSpec,
+      cacheToken: vault.get('cache_token'),
+      hooks: hooksUsable ? hooks : undefined,
+    });
+    if (jobSpec.mode === 'jit') {
+      const jit = vault.get('jit_config');
+      if (!jit) this.log.error('JIT mode but no JIT config in the vault: run.sh will refuse to start');
+      else env.ACTIONS_RUNNER_INPUT_JITCONFIG = jit;
+    }
+
+    const command = commandAs(user, runSh, []);
+    const subprocess = execa(command.file, command.args, {
+      cwd: runner.dir,
+      env,
+      extendEnv: false,
+      uid: command.uid,
+      gid: command.gid,
+      detached: true, // own session and process group: signals reach the whole runner
+      cleanup: false, // we kill the whole session ourselves (on stop, dispose and agent exit)
+      stdin: 'ignore',
+      stdout: 'pipe',
+      stderr: 'pipe',
+      buffer: false,
+      encoding: 'buffer',
+      reject: false,
+      forceKillAfterDelay: false,
+    });
+    this.pid = subprocess.pid;
+    // Spawn failures (ENOENT, EACCES) and anything else surface on the result; never reject.
+    const result = subprocess.then(
+      (r) => r,
+      (error: unknown) => ({ failed: true, shortMessage: describeError(error) }) as { failed: boolean; shortMessage: string },
+    );
+    if (this.pid === undefined) {
+      const r = await result;
+      this.log.error({ err: vault.redact(r.shortMessage ?? 'spawn failed'), path: runSh }, 'run.sh could not be started');
+      return this.finish(null, null);
+    }
+    process.on('exit', this.onAgentExit);
+    this.log.info({ pid: this.pid, user: user.name, uid: user.uid, mode: jobSpec.mode }, 'run.sh started');
+    if (this.disposed) killSession(this.pid);
+    else if (this.stopRequest) this.sendStop();
+
+    const ended = [this.readLines(subprocess.stdout, 'stdout'), this.readLines(subprocess.stderr, 'stderr')];
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => {
+      if (subprocess.exitCode !== null || subprocess.signalCode !== null) resolve([subprocess.exitCode, subprocess.signalCode]);
+      else subprocess.once('exit', (c, s) => resolve([c, s]));
+    });
+    this.leaderExited = true;
+    clearTimeout(this.stopTimer);
+    // The runner is over once run.sh is: whatever is left of its session is an orphan.
+    const leftovers = killSession(this.pid);
+    if (leftovers > 0) this.log.warn({ leftovers }, 'killed runner processes left after run.sh exited');
+
+    const drainMs = this.o.outputDrainMs ?? OUTPUT_DRAIN_MS;
+    let drainTimer: NodeJS.Timeout | undefined;
+    const drained = await Promise.race([
+      Promise.all(ended).then(() => true),
+      new Promise<false>((r) => (drainTimer = setTimeout(() => r(false), drainMs))),
+    ]);
+    clearTimeout(drainTimer);
+    if (!drained) {
+      this.log.warn({ drainMs }, "run.sh exited but its output did not close (a process outside its session holds it): giving up on it");
+      subprocess.stdout?.destroy();
+      subprocess.stderr?.destroy();
+    }
+    void result; // settled by now or soon; never rejects
+    this.log.info({ exitCode: code, signal }, 'run.sh exited');
+    this.finish(code, signal);
+  }
+
+  /** Split a stream into lines; resolves when it ended (or was destroyed). */
+  private readLines(stream: NodeJS.ReadableStream | null, name: 'stdout' | 'stderr'): Promise<void> {
+    if (!stream) return Promise.resolve();
+    const splitter = new LineSplitter((line, continued) => this.handleLine(line, continued, name));
+    return new Promise<void>((resolve) => {
+      let finished = false;
+      const finish = () => {
+        if (finished) return;
+        finished = true;
+        splitter.end();
+        resolve();
+      };
+      stream.on('data', (chunk: Buffer | string) => splitter.push(chunk));
+      stream.once('end', finish);
+      stream.once('close', finish);
+      stream.once('error', (error: Error) => {
+        this.log.warn({ err: describeError(error), stream: name }, 'error reading the runner output');
+        finish();
+      });
+    });
+  }
+
+  private handleLine(raw: string, continued: boolean, stream: OutputStream): void {
+    const timestampMs = this.now();
+    const line = this.o.vault.redact(raw);
+    try {
+      this.o.onLine(line, timestampMs, stream);
+    } catch (error) {
+      this.log.warn({ err: describeError(error) }, 'runner line handler failed');
+    }
+    if (continued || stream !== 'stdout') return;
+    const parsed = parseRunnerLine(line);
+    if (!parsed) return;
+    switch (parsed.kind) {
+      case 'connected':
+        this.log.info('runner connected to GitHub');
+        return;
+      case 'listening':
+        this.log.info('runner listening for jobs');
+        return this.send({ type: 'RUNNER_LISTENING' });
+      case 'job-started':
+        this.log.info({ jobName: parsed.jobName }, 'job started');
+        return this.send({ type: 'JOB_STARTED', jobName: parsed.jobName, at: new Date(timestampMs).toISOString() });
+      case 'job-completed':
+        this.log.info({ jobName: parsed.jobName, result: parsed.result }, 'job completed');
+        return this.send({ type: 'JOB_COMPLETED', jobName: parsed.jobName, result: parsed.result });
+    }
+  }
+
+  private send(event: RunnerEvent): void {
+    if (this.disposed) return;
+    try {
+      this.o.send(event);
+    } catch (error) {
+      this.log.error({ err: describeError(error), event: event.type }, 'sending a runner event failed');
+    }
+  }
+
+  private stop(graceMs: number, receivedAt: number): void {
+    if (this.leaderExited || this.disposed) return;
+    const grace = Math.max(0, Number.isFinite(graceMs) ? graceMs : 0);
+    if (this.stopRequest) {
+      // A second STOP can only shorten the grace.
+      const deadline = receivedAt + grace;
+      if (deadline < this.killDeadline && this.pid !== undefined) this.scheduleKill(deadline - performance.now());
+      return;
+    }
+    this.stopRequest = { graceMs: grace, receivedAt };
+    if (this.pid !== undefined) this.sendStop();
+    // else: sent as soon as run.sh is spawned
+  }
+
+  private sendStop(): void {
+    const { graceMs, receivedAt } = this.stopRequest!;
+    const pid = this.pid!;
+    if (graceMs === 0) {
+      this.forceKill('grace period is 0');
+      return;
+    }
+    signalQuietly(-pid, 'SIGTERM');
+    const latencyMs = Math.round((performance.now() - receivedAt) * 100) / 100;
+    this.log.info({ pid, graceMs, latencyMs }, 'sent SIGTERM to the runner process group');
+    this.scheduleKill(receivedAt + graceMs - performance.now());
+  }
+
+  private scheduleKill(delayMs: number): void {
+    clearTimeout(this.stopTimer);
+    this.killDeadline = performance.now() + Math.max(0, delayMs);
+    this.stopTimer = setTimeout(() => this.forceKill('grace period over'), Math.max(0, delayMs));
+  }
+
+  private forceKill(why: string): void {
+    if (this.pid === undefined || this.leaderExited) return;
+    const killed = killSession(this.pid);
+    const latencyMs = this.stopRequest ? Math.round(performance.now() - this.stopRequest.receivedAt) : undefined;
+    this.log.warn({ pid: this.pid, killed, sinceStopMs: latencyMs }, `SIGKILL to the runner's processes: ${why}`);
+  }
+
+  private dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    clearTimeout(this.stopTimer);
+    if (this.pid !== undefined) {
+      const killed = killSession(this.pid);
+      if (killed > 0) this.log.warn({ pid: this.pid, killed }, 'runner process actor stopped: SIGKILL to what was left');
+    }
+    // Output still flows to onLine until the pipes close; events are no longer sent.
+  }
+
+  private finish(code: number | null, signal: string | null): void {
+    if (this.exitSent) return;
+    this.exitSent = true;
+    process.removeListener('exit', this.onAgentExit);
+    this.send({ type: 'RUNNER_EXITED', exitCode: code, signal });
+    this.resolveDone();
+  }
+}

@@ -1,0 +1,168 @@
+/**
+ * Job hooks: run by hand the way the runner runs them (as the runner user, with
+ * `bash -e -o pipefail`), they record the job's identity and always exit 0 — fast —
+ * even when they cannot write.
+ */
+import { describe, it, expect, afterAll } from '@jest/globals';
+import { spawnSync } from 'node:child_process';
+import { chmod, mkdir, mkdtemp, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { dirname } from 'node:path';
+import { hooksUsableBy, installJobHooks, jobHookPaths, readJobIdentity } from '../services/job-hooks.js';
+
+const TEST_USER = 'rfa-test-runner';
+
+function ensureTestUser(): { uid: number; gid: number } | string {
+  const lookup = () => spawnSync('getent', ['passwd', TEST_USER], { encoding: 'utf8' });
+  if (lookup().status !== 0) {
+    if (spawnSync('sh', ['-c', 'command -v useradd'], { encoding: 'utf8' }).status !== 0) return 'useradd is not available';
+    for (let i = 0; i < 5 && lookup().status !== 0; i++) {
+      spawnSync('useradd', ['--system', '--create-home', '--shell', '/bin/bash', TEST_USER], { encoding: 'utf8' });
+      if (lookup().status !== 0) spawnSync('sleep', ['0.2']);
+    }
+  }
+  const entry = lookup();
+  if (entry.status !== 0) return `could not create the user ${TEST_USER}`;
+  const [, , uid, gid] = entry.stdout.trim().split(':');
+  return { uid: Number(uid), gid: Number(gid) };
+}
+const testUser = process.getuid?.() === 0 ? ensureTestUser() : 'the tests do not run as root';
+const asUser = typeof testUser === 'string' ? it.skip : it;
+if (typeof testUser === 'string') console.warn(`SKIPPED: runner-user hook tests need a non-root user: ${testUser}`);
+const user = typeof testUser === 'string' ? { uid: -1, gid: -1 } : testUser;
+
+const GITHUB = {
+  GITHUB_RUN_ID: '1234567890',
+  GITHUB_RUN_ATTEMPT: '2',
+  GITHUB_JOB: 'build',
+  GITHUB_REPOSITORY: 'acme/app',
+  GITHUB_WORKFLOW: 'CI "main" \\ ünïcode\ttab\nnewline\u0001ctl',
+};
+
+/** Run a hook like the runner does: `bash --noprofile --norc -e -o pipefail SCRIPT`, optionally as the runner user. */
+function runHook(script: string, env: Record<string, string>, asRunner: boolean) {
+  const started = Date.now();
+  const r = spawnSync('bash', ['--noprofile', '--norc', '-e', '-o', 'pipefail', script], {
+    env: { PATH: '/usr/bin:/bin', ...env },
+    encoding: 'utf8',
+    uid: asRunner ? user.uid : undefined,
+    gid: asRunner ? user.gid : undefined,
+    timeout: 10_000,
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr, ms: Date.now() - started };
+}
+
+describe('job hooks', () => {
+  const dirs: string[] = [];
+  afterAll(async () => {
+    for (const d of dirs) await rm(d, { recursive: true, force: true });
+  });
+  /** A state dir whose parent is open like /var/lib (mkdtemp makes it private). */
+  async function stateDir(): Promise<string> {
+    const base = await mkdtemp(join(tmpdir(), 'rfa-hooks-'));
+    dirs.push(base);
+    await chmod(base, 0o755);
+    return join(base, 'state');
+  }
+
+  asUser('installed readable+runnable by the runner user; started/completed record the identity; exit 0 quickly', async () => {
+    const dir = await stateDir();
+    await mkdir(dir, { mode: 0o700 }); // an agent state dir that was private
+    const hooks = await installJobHooks(dir, user);
+    expect(hooks).toEqual(jobHookPaths(dir));
+    expect((await stat(dir)).mode & 0o011).toBe(0o011); // the runner user can reach the hooks, not list the dir
+    expect((await stat(dir)).mode & 0o004).toBe(0);
+    expect((await stat(hooks.started)).mode & 0o777).toBe(0o755);
+    expect((await stat(hooks.started)).uid).toBe(0); // the job cannot rewrite the hooks
+    expect((await stat(hooks.jobDir)).uid).toBe(user.uid);
+    expect(await readJobIdentity(dir)).toBeUndefined();
+    expect(await hooksUsableBy(hooks, user)).toBe(true);
+
+    const started = runHook(hooks.started, GITHUB, true);
+    expect(started).toMatchObject({ status: 0, stdout: '', stderr: '' });
+    expect(started.ms).toBeLessThan(2000);
+    const identity = await readJobIdentity(dir);
+    expect(identity).toMatchObject({
+      event: 'started',
+      runId: '1234567890',
+      runAttempt: '2',
+      job: 'build',
+      repository: 'acme/app',
+      workflow: 'CI "main" \\ ünïcode\ttab\nnewlinectl', // control characters other than \t \n \r dropped
+    });
+    expect(new Date(identity!.at!).toISOString().replace('.000', '')).toBe(identity!.at);
+
+    expect(runHook(hooks.completed, { ...GITHUB, GITHUB_RUN_ATTEMPT: '3' }, true).status).toBe(0);
+    expect(await readJobIdentity(dir)).toMatchObject({ event: 'started', runAttempt: '2' }); // started wins
+    await rm(join(hooks.jobDir, 'job-started.json'));
+    expect(await readJobIdentity(dir)).toMatchObject({ event: 'completed', runAttempt: '3' });
+  });
+
+  it('exit 0 and record nothing when the job dir cannot be written (even as root)', async () => {
+    const dir = await stateDir();
+    const hooks = await installJobHooks(dir);
+    await rm(hooks.jobDir, { recursive: true });
+    await writeFile(hooks.jobDir, 'not a directory');
+    for (const script of [hooks.started, hooks.completed]) {
+      const r = runHook(script, GITHUB, false);
+      expect(r).toMatchObject({ status: 0, stdout: '', stderr: '' });
+      expect(r.ms).toBeLessThan(2000);
+    }
+    expect(await readJobIdentity(dir)).toBeUndefined();
+  });
+
+  asUser('exit 0 when the runner user may not write the job dir; with no GITHUB_* variables at all', async () => {
+    const dir = await stateDir();
+    const hooks = await installJobHooks(dir); // job dir stays root's
+    await chmod(hooks.jobDir, 0o755);
+    expect(runHook(hooks.started, GITHUB, true).status).toBe(0);
+    expect(await readJobIdentity(dir)).toBeUndefined();
+
+    const writable = await stateDir();
+    const h2 = await installJobHooks(writable, user);
+    expect(runHook(h2.started, {}, true).status).toBe(0);
+    expect(await readJobIdentity(writable)).toEqual({ event: 'started', at: expect.any(String) });
+  });
+
+  asUser('hooksUsableBy: false when a parent dir is closed to the runner user (the hooks would fail the job)', async () => {
+    const dir = await stateDir();
+    const hooks = await installJobHooks(dir, user);
+    expect(await hooksUsableBy(hooks, user)).toBe(true);
+    await chmod(dirname(dir), 0o700);
+    expect(await hooksUsableBy(hooks, user)).toBe(false);
+    expect(runHook(hooks.started, GITHUB, true).status).not.toBe(0); // what the runner would have hit
+    expect(await hooksUsableBy(hooks, { uid: 0, gid: 0 })).toBe(true);
+    expect(await hooksUsableBy(jobHookPaths(join(dir, 'nowhere')), user)).toBe(false);
+  });
+
+  it('readJobIdentity ignores garbage', async () => {
+    const dir = await stateDir();
+    const hooks = await installJobHooks(dir);
+    await writeFile(join(hooks.jobDir, 'job-started.json'), '{not json');
+    await writeFile(join(hooks.jobDir, 'job-completed.json'), JSON.stringify({ event: 'other' }));
+    expect(await readJobIdentity(dir)).toBeUndefined();
+    expect(await readJobIdentity(join(dir, 'missing'))).toBeUndefined();
+  });
+
+  it('readJobIdentity does not follow symlinks, block on a FIFO, or read huge files planted by the job', async () => {
+    const dir = await stateDir();
+    const hooks = await installJobHooks(dir);
+    const elsewhere = join(dirname(dir), 'secret.json');
+    await writeFile(elsewhere, JSON.stringify({ event: 'started', runId: 'from-elsewhere' }));
+    await symlink(elsewhere, join(hooks.jobDir, 'job-started.json'));
+    expect(spawnSync('mkfifo', [join(hooks.jobDir, 'job-completed.json')]).status).toBe(0);
+    expect(await readJobIdentity(dir)).toBeUndefined();
+    await rm(join(hooks.jobDir, 'job-started.json'));
+    await writeFile(join(hooks.jobDir, 'job-started.json'), JSON.stringify({ event: 'started', job: 'x'.repeat(100_000) }));
+    expect(await readJobIdentity(dir)).toBeUndefined();
+  });
+
+  it('re-installing over existing hooks works (idempotent)', async () => {
+    const dir = await stateDir();
+    await installJobHooks(dir);
+    const again = await installJobHooks(dir);
+    expect(runHook(again.started, GITHUB, false).status).toBe(0);
+    expect(await readJobIdentity(dir)).toMatchObject({ runId: '1234567890' });
+  });
+});
