@@ -7,7 +7,7 @@
  *   runs-fleet-agent check-config
  *   runs-fleet-agent --version | --help
  */
-import { createActor, waitFor, type AnyActorRef } from 'xstate';
+import { createActor, waitFor, type AnyActorRef, type InspectionEvent, type StateValue } from 'xstate';
 import { createActors } from '../actors/index.js';
 import { agentMachine } from '../machines/agent.machine.js';
 import { toDot, toMermaid } from '../machines/diagram.js';
@@ -114,43 +114,47 @@ async function run(args: string[], io: CliIo): Promise<number> {
 
   let inspector: { stop(): Promise<void> } | undefined;
   const inspectArg = args.find((a) => a === '--inspect' || a.startsWith('--inspect='));
-  let inspect: Awaited<ReturnType<typeof import('./inspector.js').startInspector>>['inspect'] | undefined;
+  let inspect: ((event: InspectionEvent) => void) | undefined;
   if (inspectArg) {
     const { startInspector } = await import('./inspector.js');
     const port = inspectArg.includes('=') ? Number(inspectArg.split('=')[1]) : undefined;
     const started = await startInspector({ port, logger });
     inspector = started;
-    inspect = started.inspect;
+    inspect = (event) => started.inspect.next?.(event);
   }
+
+  // Every microstep, not only every settled snapshot: a state passed through in one
+  // macrostep (draining after the runner already exited) is still logged and timed.
+  const timeline: TimelineEntry[] = [];
+  let previous = '';
+  let root: AnyActorRef | undefined;
+  const onInspection = (event: InspectionEvent) => {
+    inspect?.(event);
+    if (event.type !== '@xstate.microstep' || event.actorRef !== root) return;
+    const value = (event.snapshot as unknown as { value: StateValue }).value;
+    const detail = stateDetail(value);
+    if (detail === previous) return;
+    previous = detail;
+    const top = detail.split('.')[0]!;
+    const now = Date.now();
+    const last = timeline[timeline.length - 1];
+    if (last?.state !== top) {
+      if (last) last.endMs = now;
+      timeline.push({ state: top, startMs: now, endMs: now });
+      logger.info({ state: top, detail, event: event.event.type }, 'state');
+    } else {
+      logger.debug({ state: top, detail, event: event.event.type }, 'state');
+    }
+  };
 
   const machine = agentMachine.provide({ actors: createActors({ logger, vault, aws, shipper }) });
   const actor = createActor(machine, {
     input: { env: io.env },
     logger: (...parts: unknown[]) => logger.info(parts.map(String).join(' ')),
-    ...(inspect ? { inspect: inspect as never } : {}),
+    inspect: onInspection,
   });
-
-  const timeline: TimelineEntry[] = [];
-  let previous = '';
-  actor.subscribe({
-    next: (snapshot) => {
-      const value = snapshot.value;
-      const top = typeof value === 'string' ? value : Object.keys(value)[0]!;
-      const detail = stateDetail(value);
-      if (detail === previous) return;
-      previous = detail;
-      const now = Date.now();
-      const last = timeline[timeline.length - 1];
-      if (last?.state !== top) {
-        if (last) last.endMs = now;
-        timeline.push({ state: top, startMs: now, endMs: now });
-        logger.info({ state: top, detail }, 'state');
-      } else {
-        logger.debug({ state: top, detail }, 'state');
-      }
-    },
-    error: (error) => logger.error({ err: error }, 'agent machine failed'),
-  });
+  root = actor;
+  actor.subscribe({ error: (error) => logger.error({ err: error }, 'agent machine failed') });
 
   logger.info({ version: AGENT_VERSION, pid: process.pid }, 'runs-fleet-agent starting');
   actor.start();
@@ -176,8 +180,8 @@ async function run(args: string[], io: CliIo): Promise<number> {
   return code;
 }
 
-function stateDetail(value: unknown): string {
+function stateDetail(value: StateValue): string {
   if (typeof value === 'string') return value;
-  const [key, inner] = Object.entries(value as Record<string, unknown>)[0]!;
-  return `${key}.${stateDetail(inner)}`;
+  const [key, inner] = Object.entries(value)[0]!;
+  return inner === undefined ? key : `${key}.${stateDetail(inner)}`;
 }

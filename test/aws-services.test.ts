@@ -17,7 +17,9 @@ const fast = { backoffMs: () => 1 };
 
 describe('SsmConfigStore', () => {
   const ssm = mockClient(SSMClient);
-  beforeEach(() => ssm.reset());
+  beforeEach(() => {
+    ssm.reset();
+  });
 
   it('reads with decryption, deletes the parameter, keeps secrets out of the JobSpec', async () => {
     ssm.on(GetParameterCommand).resolves({ Parameter: { Value: JSON.stringify({ jit_config: 'JITSECRET123', run_id: '7', job_id: '8', repo: 'acme/app' }) } });
@@ -56,7 +58,9 @@ describe('SsmConfigStore', () => {
 
 describe('terminateInstance', () => {
   const ec2 = mockClient(EC2Client);
-  beforeEach(() => ec2.reset());
+  beforeEach(() => {
+    ec2.reset();
+  });
 
   it('asks for exactly this instance, retrying a 5xx', async () => {
     ec2.on(TerminateInstancesCommand).rejectsOnce(awsError('InternalError', 503)).resolves({});

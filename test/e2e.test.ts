@@ -1,0 +1,191 @@
+/**
+ * End to end: the built agent (dist/runs-fleet-agent.cjs) as a process, against moto,
+ * the fake GitHub, the fake IMDS and the fake runner. `make test` builds it first.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { createWorld, JIT_SECRET, JOB_ID, RUN_ID, TEST_RUNNER_USER, TOKEN_SECRET, type World } from './support/agent-world.js';
+import { startMoto, type Moto } from './support/moto.js';
+
+let moto: Moto;
+let world: World;
+
+beforeAll(async () => {
+  moto = await startMoto();
+});
+afterAll(async () => {
+  await moto.stop();
+});
+afterEach(async () => {
+  await world?.close();
+});
+
+const states = (logs: Record<string, unknown>[]) => logs.filter((l) => l.msg === 'state').map((l) => l.state);
+
+describe('the built agent, end to end', () => {
+  it('runs one JIT job: started then success, logs in CloudWatch, parameter deleted, instance terminated, exit 0', async () => {
+    world = await createWorld({ moto, runner: { behavior: 'lines', lines: 3, jobName: 'unit-tests' } });
+    await world.putRunnerConfig({ jit_config: JIT_SECRET });
+
+    const run = await world.runAgent();
+
+    expect(run.exitCode).toBe(0);
+    expect(states(run.logs)).toEqual(['booting', 'downloading', 'registering', 'running', 'draining', 'reporting', 'terminating']);
+    const telemetry = await world.telemetry();
+    expect(telemetry.map((m) => m.status)).toEqual(['started', 'success']);
+    const final = telemetry[1]!;
+    expect(final).toMatchObject({ instance_id: world.instanceId, job_id: JOB_ID, run_id: RUN_ID, error: null, interrupted_by: null });
+    expect(Date.parse(final.completed_at)).toBeGreaterThanOrEqual(Date.parse(final.started_at));
+    expect(Object.keys(final.timings)).toEqual(expect.arrayContaining(['booting', 'downloading', 'registering', 'running']));
+    expect(await world.instanceState()).toBe('terminated');
+    expect(await world.parameterExists()).toBe(false);
+    const events = await world.logEvents();
+    expect(events).toEqual(expect.arrayContaining(['line 1', 'line 2', 'line 3']));
+    expect(events.some((l) => /Running job: unit-tests/.test(l))).toBe(true);
+    // Secrets never printed, and the runner's credentials are cleaned up.
+    for (const text of [run.stdout, run.stderr, JSON.stringify(telemetry), events.join('\n')]) expect(text).not.toContain(JIT_SECRET);
+    expect(existsSync(join(world.runnerDir, '_work'))).toBe(false);
+    expect(world.runnerProcesses()).toEqual([]);
+  });
+
+  it('registration-token mode runs config.sh with the SPEC arguments, the token never on its command line', async () => {
+    world = await createWorld({ moto, runner: { behavior: 'succeed' } });
+    await world.putRunnerConfig({ jit_token: TOKEN_SECRET, org: 'acme', repo: 'app', labels: ['self-hosted', 'x64'], runner_group: 'ci', runner_name: 'rf-1' });
+
+    const run = await world.runAgent({ RUNS_FLEET_RUNNER_DIR: world.runnerDir });
+
+    expect(run.exitCode).toBe(0);
+    expect((await world.telemetry()).map((m) => m.status)).toEqual(['started', 'success']);
+    const args = JSON.parse(readFileSync(join(world.runnerDir, '_diag', 'config-args.json'), 'utf8'));
+    const argv: string[] = Array.isArray(args) ? args : args.argv;
+    expect(argv).toEqual(
+      expect.arrayContaining(['--unattended', '--url', `${world.github.webUrl}/acme/app`, '--name', 'rf-1', '--labels', 'self-hosted,x64', '--runnergroup', 'ci', '--work', '_work', '--ephemeral', '--disableupdate', '--replace']),
+    );
+    expect(argv.join(' ')).not.toContain(TOKEN_SECRET);
+    expect(run.stdout + run.stderr).not.toContain(TOKEN_SECRET);
+  });
+
+  it('a failed job reports failure (run.sh still exits 0)', async () => {
+    world = await createWorld({ moto, runner: { behavior: 'fail' } });
+    await world.putRunnerConfig({ jit_config: JIT_SECRET });
+    const run = await world.runAgent();
+    expect(run.exitCode).toBe(0);
+    const final = (await world.telemetry()).at(-1)!;
+    expect(final.status).toBe('failure');
+    expect(final.error).toContain('Failed');
+    expect(await world.instanceState()).toBe('terminated');
+  });
+
+  it('SIGTERM mid-job: runner signalled and gone, interrupted by sigterm, instance terminated', async () => {
+    world = await createWorld({ moto, runner: { behavior: 'hang' } });
+    await world.putRunnerConfig({ jit_config: JIT_SECRET });
+    const { child, done } = world.startAgent({}, {
+      onLine: (line) => {
+        if (line.includes('"state":"running"')) setTimeout(() => child.kill('SIGTERM'), 1500);
+      },
+    });
+    const run = await done;
+    expect(run.exitCode).toBe(0);
+    const telemetry = await world.telemetry();
+    expect(telemetry.map((m) => m.status)).toEqual(['started', 'interrupted']);
+    expect(telemetry[1]).toMatchObject({ interrupted_by: 'sigterm' });
+    expect(world.runnerProcesses()).toEqual([]);
+    expect(await world.instanceState()).toBe('terminated');
+  });
+
+  it('a spot notice stops the job: interrupted by spot', async () => {
+    world = await createWorld({ moto, runner: { behavior: 'hang' } });
+    await world.putRunnerConfig({ jit_config: JIT_SECRET });
+    const { done } = world.startAgent({}, {
+      onLine: (line) => {
+        if (line.includes('"state":"running"')) {
+          setTimeout(() => world.imds.setSpotAction({ action: 'terminate', time: new Date(Date.now() + 120_000).toISOString() }), 1000);
+        }
+      },
+    });
+    const run = await done;
+    expect(run.exitCode).toBe(0);
+    const final = (await world.telemetry()).at(-1)!;
+    expect(final).toMatchObject({ status: 'interrupted', interrupted_by: 'spot' });
+    expect(world.runnerProcesses()).toEqual([]);
+  });
+
+  it('a runner that ignores SIGTERM is killed after the grace period', async () => {
+    world = await createWorld({ moto, runner: { behavior: 'ignore-sigterm' } });
+    await world.putRunnerConfig({ jit_config: JIT_SECRET });
+    const { child, done } = world.startAgent({ RUNS_FLEET_DRAIN_GRACE_SECONDS: '1' }, {
+      onLine: (line) => {
+        if (line.includes('"state":"running"')) setTimeout(() => child.kill('SIGTERM'), 1500);
+      },
+    });
+    const run = await done;
+    expect(run.exitCode).toBe(0);
+    expect((await world.telemetry()).at(-1)).toMatchObject({ status: 'interrupted', interrupted_by: 'sigterm' });
+    expect(world.runnerProcesses()).toEqual([]);
+  });
+
+  it('idle timeout: no job → bootstrap_failed with an idle error', async () => {
+    world = await createWorld({ moto, runner: { behavior: 'no-job' } });
+    await world.putRunnerConfig({ jit_config: JIT_SECRET });
+    const run = await world.runAgent({ RUNS_FLEET_IDLE_TIMEOUT_MINUTES: '0.05' });
+    expect(run.exitCode).toBe(0);
+    const telemetry = await world.telemetry();
+    expect(telemetry.map((m) => m.status)).toEqual(['bootstrap_failed']);
+    expect(telemetry[0]!.error).toContain('idle timeout');
+    expect(world.runnerProcesses()).toEqual([]);
+  });
+
+  it('max runtime: a job that runs too long ends as timeout', async () => {
+    world = await createWorld({ moto, runner: { behavior: 'hang' } });
+    await world.putRunnerConfig({ jit_config: JIT_SECRET });
+    const run = await world.runAgent({ RUNS_FLEET_MAX_RUNTIME_MINUTES: '0.1' });
+    expect(run.exitCode).toBe(0);
+    expect((await world.telemetry()).at(-1)).toMatchObject({ status: 'timeout' });
+    expect(world.runnerProcesses()).toEqual([]);
+  });
+
+  it('disk below the minimum stops the job: failure, interrupted by disk_full', async () => {
+    world = await createWorld({ moto, runner: { behavior: 'hang' } });
+    await world.putRunnerConfig({ jit_config: JIT_SECRET });
+    // More than any disk has: the first periodic check (after 1 s) finds it "full".
+    const run = await world.runAgent({ RUNS_FLEET_DISK_MIN_FREE_MB: '999999999', RUNS_FLEET_MONITOR_INTERVAL_SECONDS: '2' });
+    expect(run.exitCode).toBe(0);
+    expect((await world.telemetry()).at(-1)).toMatchObject({ status: 'failure', interrupted_by: 'disk_full' });
+  });
+
+  it('the runner runs as the unprivileged user, with an allow-listed environment', async () => {
+    if (process.getuid?.() !== 0) return; // only meaningful when the agent is root
+    world = await createWorld({ moto, runner: { behavior: 'succeed' } });
+    await world.putRunnerConfig({ jit_config: JIT_SECRET, cache_url: 'http://127.0.0.1:9/cache/' });
+    const run = await world.runAgent({ RUNS_FLEET_TERMINATE: 'false' });
+    expect(run.exitCode).toBe(0);
+    const envFile = join(world.runnerDir, '_diag', 'env.txt');
+    const uid = Number(readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith(`${TEST_RUNNER_USER}:`))!.split(':')[2]);
+    expect(statSync(envFile).uid).toBe(uid);
+    const env = readFileSync(envFile, 'utf8');
+    expect(env).toContain('ACTIONS_CACHE_URL=http://127.0.0.1:9/cache/');
+    expect(env).not.toMatch(/AWS_|RUNS_FLEET_/);
+    expect(env).not.toContain(JIT_SECRET);
+    expect(env).not.toContain('RUNNER_ALLOW_RUNASROOT');
+    // RUNS_FLEET_TERMINATE=false: everything but the termination.
+    expect(await world.instanceState()).toBe('running');
+  });
+
+  it.each([
+    ['a missing SSM parameter', async (_w: World): Promise<void> => {}, {}, /not found in SSM/],
+    ['malformed JSON', async (w: World) => w.putRunnerConfig('{"jit_config": '), {}, /not valid JSON/],
+    ['a non-numeric timeout', async (w: World) => w.putRunnerConfig({ jit_config: JIT_SECRET }), { RUNS_FLEET_IDLE_TIMEOUT_MINUTES: 'ten' }, /RUNS_FLEET_IDLE_TIMEOUT_MINUTES="ten"/],
+  ] as const)('bad configuration (%s) → bootstrap_failed with a readable error, instance terminated', async (_, arrange, env, error) => {
+    world = await createWorld({ moto });
+    await arrange(world);
+    const run = await world.runAgent({ RUNS_FLEET_TERMINATION_QUEUE_URL: world.queueUrl, ...env });
+    const telemetry = await world.telemetry();
+    expect(telemetry).toHaveLength(1);
+    expect(telemetry[0]!.status).toBe('bootstrap_failed');
+    expect(telemetry[0]!.error).toMatch(error);
+    expect(await world.instanceState()).toBe('terminated');
+    expect(run.exitCode).toBe(0);
+    expect(world.github.requests).toEqual([]);
+  });
+});
