@@ -27,6 +27,8 @@ export interface AgentDeps {
   vault: SecretVault;
   aws: AwsClients;
   shipper: LogShipper;
+  /** Echo of each (redacted) runner line into the agent's own log, beside CloudWatch. */
+  echoRunnerLine?: (line: string, timestampMs: number, stream: string) => void;
 }
 
 /** IMDSv2 client: short timeouts so a missing IMDS fails in seconds, not minutes. */
@@ -35,16 +37,23 @@ export function metadataClient(): MetadataService {
 }
 
 export function createActors(deps: AgentDeps): typeof actorContracts {
-  const { logger, vault, aws, shipper } = deps;
+  const { logger, vault, aws, shipper, echoRunnerLine } = deps;
   const imds = metadataClient;
   return {
     resolveIdentity: resolveIdentity({ imds }),
     readRunnerConfig: readRunnerConfig({ ssm: aws.ssm, vault, logger }),
     downloadRunner: downloadRunner({ logger, s3: aws.s3 }),
     registerRunner: registerRunner({ logger, vault }),
-    runnerProcess: runnerProcess({ logger, vault, onLine: (line, timestampMs) => shipper.runnerLine(line, timestampMs) }),
+    runnerProcess: runnerProcess({
+      logger,
+      vault,
+      onLine: (line, timestampMs, stream, continued) => {
+        shipper.runnerLine(line, timestampMs, continued);
+        echoRunnerLine?.(line, timestampMs, stream);
+      },
+    }),
     sendTelemetry: sendTelemetry({ logger, vault, sqs: aws.sqs }),
-    cleanup: cleanup({ logger, vault }),
+    cleanup: cleanup({ logger }),
     flushLogs: flushLogs({ shipper }),
     terminateInstance: terminateInstance({ ec2: aws.ec2, logger }),
     processWatcher: processWatcher({ logger }),

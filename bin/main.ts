@@ -147,7 +147,11 @@ async function run(args: string[], io: CliIo): Promise<number> {
     }
   };
 
-  const machine = agentMachine.provide({ actors: createActors({ logger, vault, aws, shipper }) });
+  // Runner lines go to the agent's stdout (journald) as JSON, beside CloudWatch's runner stream.
+  // Written directly, not through the logger, so they are not shipped a second time as agent lines.
+  const echoRunnerLine = (line: string, timestampMs: number, stream: string) =>
+    io.out(`${JSON.stringify({ level: 'info', time: new Date(timestampMs).toISOString(), msg: 'runner', stream, line })}\n`);
+  const machine = agentMachine.provide({ actors: createActors({ logger, vault, aws, shipper, echoRunnerLine }) });
   const actor = createActor(machine, {
     input: { env: io.env },
     logger: (...parts: unknown[]) => logger.info(parts.map(String).join(' ')),
@@ -173,6 +177,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
     logger.error({ err: error }, 'lifecycle did not finish');
   } finally {
     actor.stop();
+    shipper.close();
     clearTimeout(deadline);
     await inspector?.stop().catch(() => {});
     aws.destroy();

@@ -24,6 +24,7 @@ export const KILL_WAIT_MS = 5_000;
 /** Deadlines of the terminating steps that have no setting of their own. */
 export const CLEANUP_DEADLINE_MS = 10_000;
 export const TERMINATE_DEADLINE_MS = 30_000;
+export const FINAL_FLUSH_MS = 3_000;
 
 const errorText = (event: unknown): string => {
   const error = (event as { error?: unknown }).error;
@@ -72,6 +73,8 @@ export const agentMachine = setup({
     /** Telemetry may not hold the instance longer than this (RUNS_FLEET_REPORT_TIMEOUT_SECONDS). */
     reportDeadline: ({ context }) => context.settings.reportTimeoutMs,
     cleanupDeadline: CLEANUP_DEADLINE_MS,
+    /** The last flush only carries the agent's closing lines: the job's log was flushed in reporting. */
+    finalFlushDeadline: ({ context }) => finalFlushMs(context),
     /** Log flush deadline (RUNS_FLEET_LOG_FLUSH_TIMEOUT_SECONDS). */
     flushDeadline: ({ context }) => context.settings.logFlushTimeoutMs,
     terminateDeadline: TERMINATE_DEADLINE_MS,
@@ -111,6 +114,7 @@ export const agentMachine = setup({
       panics: context.panics + 1,
       failure: { phase: 'panic' as const, message: `agent crashed: ${(event as { error?: string }).error}` },
     })),
+    countPanic: assign(({ context }) => ({ panics: context.panics + 1 })),
     countMemoryWarning: assign(({ context }) => ({ memoryWarnings: context.memoryWarnings + 1 })),
     countDownloadAttempt: assign(({ context }) => ({ downloadAttempt: context.downloadAttempt + 1 })),
     startWatchdogs: enqueueActions(({ context, enqueue }) => {
@@ -338,26 +342,48 @@ export const agentMachine = setup({
     },
 
     reporting: {
-      description: 'Send the final telemetry message (bounded retries and time).',
+      description: 'Flush the logs (so the message can count what was lost), then send the final telemetry message.',
       entry: { type: 'enterState', params: { state: 'reporting' } },
       exit: 'leaveState',
-      invoke: {
-        src: 'sendTelemetry',
-        input: ({ context }) => ({
-          queueUrl: queueUrl(context),
-          region: context.identity?.region,
-          message: telemetryMessage(context, finalStatus(context).status),
-        }),
-        onDone: { target: 'terminating', actions: 'markFinalSent' },
-        onError: { target: 'terminating' },
-      },
-      after: { reportDeadline: { target: 'terminating', description: 'The queue did not answer in time.' } },
       on: {
         SIGTERM: { description: 'Already reporting.' },
         SPOT_INTERRUPTION: { description: 'Already reporting.' },
         DISK_FULL: { description: 'Already reporting.' },
-        TIMEOUT: { target: 'terminating', description: 'Out of time: terminate now.' },
-        PANIC: { target: 'terminating', description: 'A second crash goes straight to termination.' },
+      },
+      initial: 'flushingLogs',
+      states: {
+        flushingLogs: {
+          description: "Ship the job's log before reporting, within the flush deadline.",
+          invoke: {
+            src: 'flushLogs',
+            input: ({ context }) => ({ timeoutMs: context.settings.logFlushTimeoutMs }),
+            onDone: { target: 'sending', actions: assign({ logs: ({ event }) => event.output }) },
+            onError: 'sending',
+          },
+          after: { flushDeadline: { target: 'sending', description: 'A dead logs endpoint cannot hold the report.' } },
+          on: {
+            TIMEOUT: { target: 'sending', description: 'Out of time: skip the flush, the report matters more.' },
+            PANIC: { target: 'sending', actions: 'countPanic', description: 'A crash while flushing: report anyway.' },
+          },
+        },
+        sending: {
+          description: 'The final message to the termination queue (bounded retries and time).',
+          invoke: {
+            src: 'sendTelemetry',
+            input: ({ context }) => ({
+              queueUrl: queueUrl(context),
+              region: context.identity?.region,
+              message: telemetryMessage(context, finalStatus(context).status),
+            }),
+            onDone: { target: '#agent.terminating', actions: 'markFinalSent' },
+            onError: { target: '#agent.terminating' },
+          },
+          after: { reportDeadline: { target: '#agent.terminating', description: 'The queue did not answer in time.' } },
+          on: {
+            TIMEOUT: { description: 'The report deadline bounds the send.' },
+            PANIC: { target: '#agent.terminating', actions: 'countPanic', description: 'A crash while sending goes straight to termination.' },
+          },
+        },
       },
     },
 
@@ -379,14 +405,14 @@ export const agentMachine = setup({
           after: { cleanupDeadline: 'flushingLogs' },
         },
         flushingLogs: {
-          description: 'Ship what is left of the logs, within the flush deadline.',
+          description: 'Ship the last lines (reporting and cleanup), within a short deadline.',
           invoke: {
             src: 'flushLogs',
-            input: ({ context }) => ({ timeoutMs: context.settings.logFlushTimeoutMs }),
+            input: ({ context }) => ({ timeoutMs: finalFlushMs(context) }),
             onDone: 'deciding',
             onError: 'deciding',
           },
-          after: { flushDeadline: 'deciding' },
+          after: { finalFlushDeadline: 'deciding' },
         },
         deciding: {
           description: 'Terminate only when allowed and when the instance id is known.',
@@ -419,6 +445,11 @@ export const agentMachine = setup({
     },
   },
 });
+
+/** Deadline of the last log flush in terminating. */
+export function finalFlushMs(context: AgentContext): number {
+  return Math.min(context.settings.logFlushTimeoutMs, FINAL_FLUSH_MS);
+}
 
 /** The drain grace, capped after a spot notice so reporting still happens before AWS acts. */
 export function drainGraceMs(context: AgentContext): number {

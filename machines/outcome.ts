@@ -57,6 +57,8 @@ export interface TelemetryMessage {
   interrupted_by: InterruptedBy | null;
   timings: Record<string, number>;
   memory_warnings: number;
+  log_lines_shipped?: number;
+  log_lines_dropped?: number;
 }
 
 const seconds = (ms: number) => Math.round(ms / 10) / 100;
@@ -87,6 +89,7 @@ export function telemetryMessage(ctx: AgentContext, status: TelemetryStatus): Te
     interrupted_by: final?.interruptedBy ?? null,
     timings: timingsSoFar(ctx),
     memory_warnings: ctx.memoryWarnings,
+    ...(final && ctx.logs ? { log_lines_shipped: ctx.logs.shipped, log_lines_dropped: ctx.logs.dropped } : {}),
   };
 }
 

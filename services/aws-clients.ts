@@ -29,8 +29,9 @@ export function createAwsClients(env: Env, defaultRegion?: string): AwsClients {
     const key = `${name}:${region ?? defaultRegion ?? ''}`;
     let client = made.get(key) as T | undefined;
     if (!client) {
-      // Our own retry loops (visible in the machine or in the services) decide about retries.
-      client = new ctor({ region: region ?? defaultRegion, maxAttempts: 2, ...(name === 's3' ? { forcePathStyle } : {}) });
+      // Our own retry loops (visible in the machine or in the services) decide about retries:
+      // SDK retries on top would multiply attempts and stretch every deadline.
+      client = new ctor({ region: region ?? defaultRegion, maxAttempts: 1, ...(name === 's3' ? { forcePathStyle } : {}) });
       made.set(key, client as { destroy(): void });
     }
     return client;

@@ -24,14 +24,16 @@ import type { InstalledRunner, JobSpec } from '../machines/types.js';
 import { describeError } from './errors.js';
 import { hooksUsableBy, jobHookPaths } from './job-hooks.js';
 import { buildRunnerEnv } from './runner-env.js';
-import { LineSplitter, parseRunnerLine } from './runner-output.js';
+import { LineRedactor } from './line-redactor.js';
+import { parseRunnerLine } from './runner-output.js';
 import { commandAs, resolveRunnerUser, type RunnerUser, type RunnerUserDeps } from './runner-user.js';
 import type { SecretVault } from './secrets.js';
 import type { Env, Settings } from './settings.js';
 
 export type OutputStream = 'stdout' | 'stderr';
 /** Receives every output line of the runner, already redacted. */
-export type OnRunnerLine = (line: string, timestampMs: number, stream: OutputStream) => void;
+/** `continued`: this piece continues the previous line (a line longer than the piece limit). */
+export type OnRunnerLine = (line: string, timestampMs: number, stream: OutputStream, continued: boolean) => void;
 export type RunnerEvent = Extract<AgentEvent, { type: 'RUNNER_LISTENING' | 'JOB_STARTED' | 'JOB_COMPLETED' | 'RUNNER_EXITED' }>;
 
 /** After the leader exited and leftovers were killed, how long the pipes may take to close (well inside the machine's KILL_WAIT_MS). */
@@ -266,7 +268,9 @@ class RunnerProcess {
   /** Split a stream into lines; resolves when it ended (or was destroyed). */
   private readLines(stream: NodeJS.ReadableStream | null, name: 'stdout' | 'stderr'): Promise<void> {
     if (!stream) return Promise.resolve();
-    const splitter = new LineSplitter((line, continued) => this.handleLine(line, continued, name));
+    // Split, decode and redact in one place: a secret split across chunks or across the pieces
+    // of a very long line is still caught, and `::add-mask::` values join the vault.
+    const splitter = new LineRedactor(this.o.vault, (line, continued) => this.handleLine(line, continued, name));
     return new Promise<void>((resolve) => {
       let finished = false;
       const finish = () => {
@@ -285,11 +289,10 @@ class RunnerProcess {
     });
   }
 
-  private handleLine(raw: string, continued: boolean, stream: OutputStream): void {
+  private handleLine(line: string, continued: boolean, stream: OutputStream): void {
     const timestampMs = this.now();
-    const line = this.o.vault.redact(raw);
     try {
-      this.o.onLine(line, timestampMs, stream);
+      this.o.onLine(line, timestampMs, stream, continued);
     } catch (error) {
       this.log.warn({ err: describeError(error) }, 'runner line handler failed');
     }

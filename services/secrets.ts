@@ -22,11 +22,6 @@ export class SecretVault {
     return this.values.get(name);
   }
 
-  /** Forget every secret value (cleanup). Redaction keeps working for what was seen. */
-  clear(): void {
-    for (const name of this.values.keys()) this.values.set(name, '');
-  }
-
   /** Every way a secret may appear in text: as is, and base64-decoded parts of a JIT config. */
   list(): string[] {
     return [...this.values.values()].filter((v) => v.length >= MIN_SECRET_LENGTH);

@@ -21,7 +21,8 @@ describe('state diagram', () => {
     expect(edges).toContain('registering->running:onDone registerRunner');
     expect(edges).toContain('running->draining:SIGTERM');
     expect(edges).toContain('draining->reporting:RUNNER_EXITED');
-    expect(edges).toContain('reporting->terminating:onDone sendTelemetry');
+    expect(edges).toContain('reporting_flushingLogs->reporting_sending:onDone flushLogs');
+    expect(edges).toContain('reporting_sending->terminating:onDone sendTelemetry');
     // Root SIGTERM applies to booting, but running overrides it with its own transition.
     expect(edges).toContain('booting->reporting:SIGTERM');
     expect(edges).not.toContain('running->reporting:SIGTERM');

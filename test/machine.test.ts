@@ -187,11 +187,37 @@ describe('agent machine scenarios', () => {
   it('a queue that never answers cannot hold the instance: the report deadline moves on', async () => {
     const t = start({ RUNS_FLEET_REPORT_TIMEOUT_SECONDS: '4' }, (f) => (f.auto.sendTelemetry = 'hang'));
     await runJob(t, 'Succeeded');
-    expect(t.actor.getSnapshot().value).toBe('reporting');
+    expect(t.actor.getSnapshot().value).toEqual({ reporting: 'sending' });
     t.clock.increment(4_000);
     await settle();
     expect(t.done()).toBe(true);
     expect(t.fake.callsOf('terminateInstance')).toHaveLength(1);
+  });
+
+  it('the job log is flushed before the final message, which counts shipped and dropped lines', async () => {
+    const t = start({}, (f) => (f.auto.flushLogs = { resolve: { shipped: 1200, dropped: 7 } }));
+    await runJob(t, 'Succeeded');
+    const journal = t.fake.journal;
+    expect(journal.indexOf('call:flushLogs')).toBeLessThan(journal.lastIndexOf('call:sendTelemetry'));
+    expect(t.finalMessage()[0]).toMatchObject({ log_lines_shipped: 1200, log_lines_dropped: 7 });
+  });
+
+  it('a crash while flushing still reports; a crash while sending goes straight to termination', async () => {
+    const flushing = start({}, (f) => (f.auto.flushLogs = 'hang'));
+    await runJob(flushing, 'Succeeded');
+    flushing.fake.watchers.processWatcher!.sendBack!({ type: 'PANIC', error: 'boom' });
+    await settle();
+    expect(flushing.finalMessage()).toHaveLength(1);
+    flushing.clock.increment(3_000); // the last flush hangs too: its short deadline moves on
+    await settle();
+    expect(flushing.done()).toBe(true);
+
+    const sending = start({}, (f) => (f.auto.sendTelemetry = 'hang'));
+    await runJob(sending, 'Succeeded');
+    sending.fake.watchers.processWatcher!.sendBack!({ type: 'PANIC', error: 'boom again' });
+    await settle();
+    expect(sending.done()).toBe(true);
+    expect(sending.fake.callsOf('terminateInstance')).toHaveLength(1);
   });
 
   it('TerminateInstances failing ends with exit code 1 (systemd then powers off)', async () => {

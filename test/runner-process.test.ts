@@ -342,7 +342,9 @@ describe('runner process (fake actions/runner)', () => {
     };
     expect(['gone', 'Z']).toContain(state());
     expect(sessionMembers(r.handle.pid!)).toEqual([]);
-    expect(r.records.find((x) => x.msg === 'killed runner processes left after run.sh exited')).toMatchObject({ leftovers: 1 });
+    // At least the orphan; a bash subshell of run.sh may still be alive at that instant too.
+    const killed = r.records.find((x) => x.msg === 'killed runner processes left after run.sh exited') as { leftovers?: number } | undefined;
+    expect(killed?.leftovers).toBeGreaterThanOrEqual(1);
   });
 
   asUser('stopping the actor mid-job SIGKILLs everything and sends nothing more', async () => {

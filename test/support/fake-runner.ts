@@ -15,7 +15,8 @@
 import { createHash } from 'node:crypto';
 import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { create as createTar } from 'tar';
 
@@ -44,7 +45,10 @@ const SCRIPTS: [source: string, target: string][] = [
   ['Runner.Listener', 'bin/Runner.Listener'],
   ['lib.sh', 'bin/fake-runner-lib.sh'],
 ];
-const scriptDir = fileURLToPath(new URL('./fake-runner/', import.meta.url));
+// Next to this module; from the repo root when this module was bundled (make demo, make bench).
+const scriptDir = [fileURLToPath(new URL('./fake-runner/', import.meta.url)), resolvePath('test/support/fake-runner/')].find((dir) =>
+  existsSync(dir),
+)!;
 
 /** A `bin/Runner.Listener.deps.json` shaped like the real one (the version is in a key). */
 function depsJson(version: string): string {

@@ -1,0 +1,57 @@
+/**
+ * Waiting that gives up on time: shared by the log shipper and telemetry, whose
+ * calls must end by their deadline even when a client ignores its abort signal.
+ */
+import { isRetriableAwsError } from './errors.js';
+
+/** The call's promise, rejected as soon as `signal` aborts (a client that ignores the signal cannot hold us). */
+export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    promise.catch(() => {});
+    return Promise.reject(signal.reason);
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}
+
+/** Wait `ms` (timer unref'd); ends early, without error, when `signal` aborts. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (signal?.aborted || ms <= 0) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    timer.unref();
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+/** Capped exponential backoff with jitter: attempt 1 → ~base, doubling, ≤ max. */
+export function backoffMs(attempt: number, baseMs: number, maxMs: number): number {
+  return Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1)) * (0.5 + Math.random() / 2);
+}
+
+/** Throttling, 5xx, network errors and timeouts are worth retrying; other 4xx are not. */
+export function isTransient(error: unknown): boolean {
+  if (isRetriableAwsError(error)) return true;
+  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } } | undefined;
+  if (e?.name === 'ServiceUnavailableException' || e?.name === 'AbortError' || e?.name === 'TimeoutError') return true;
+  if (error instanceof TypeError || error instanceof RangeError || error instanceof SyntaxError) return false;
+  // No HTTP status at all: the request never got an answer (reset, refused, DNS).
+  return e?.$metadata?.httpStatusCode === undefined;
+}

@@ -1,0 +1,467 @@
+/**
+ * CloudWatch Logs shipper: the runner's output and the agent's own log lines go
+ * to the instance's log stream, batched, in order, without ever blocking the
+ * writer, and what could not be delivered is counted, never silently lost.
+ *
+ * Streams. The runner's lines go to `{instance-id}/{run-id | job-id | "runner"}`
+ * (see `streamName`); the agent's own lines (JSON, already redacted by the logger)
+ * go to the sibling stream `{that}/agent`, so that the job's log reads exactly as
+ * the job printed it while one prefix (`{instance-id}/`) still shows the whole
+ * instance's story. Each stream is one lane: its own order, its own batches.
+ *
+ * Lines are expected redacted: runner lines come through `LineRedactor` (or the
+ * runner process's splitter + vault), agent lines through the logger, both with
+ * the one `SecretVault`; given the vault, the shipper redacts each line once more.
+ *
+ * Delivery. A background pump sends a batch as soon as one is full and everything
+ * every `flushIntervalMs`; one PutLogEvents per stream at a time, so order holds
+ * across batches. Throttling, 5xx and network errors are retried with capped,
+ * jittered backoff for as long as it takes; `flush(timeoutMs)` bounds the end.
+ * Memory stays bounded: above `memoryLimitBytes` new events spill to a file under
+ * `spillDir` and are read back from there in order.
+ */
+import {
+  CreateLogStreamCommand,
+  PutLogEventsCommand,
+  type CloudWatchLogsClient,
+  type PutLogEventsCommandOutput,
+  type RejectedLogEventsInfo,
+} from '@aws-sdk/client-cloudwatch-logs';
+import { describeError } from './errors.js';
+import { backoffMs, isTransient, raceAbort, sleep } from './log-async.js';
+import type { LogSink } from './logger.js';
+import { LogLane, type LogBatch, type MemoryBudget } from './log-lane.js';
+import type { SecretVault } from './secrets.js';
+
+export const DEFAULT_FLUSH_INTERVAL_MS = 5_000;
+export const DEFAULT_MEMORY_LIMIT_BYTES = 4 * 1024 * 1024;
+export const AGENT_STREAM_SUFFIX = '/agent';
+
+export interface LogShipperOptions {
+  /** Where events above the memory bound are spilled (created on first use), e.g. `{stateDir}/logs`. */
+  spillDir: string;
+  /** In-memory bound for queued events, in bytes (default 4 MiB, shared by both streams). */
+  memoryLimitBytes?: number;
+  /** Send whatever is queued this often (default 5 s); full batches go at once. */
+  flushIntervalMs?: number;
+  /** One PutLogEvents/CreateLogStream call may take this long before it is retried (default 30 s). */
+  requestTimeoutMs?: number;
+  /** Backoff between retries: base, doubled per attempt, capped, with jitter (defaults 250 ms, 5 s). */
+  retryBaseMs?: number;
+  retryMaxMs?: number;
+  /** Where the shipper's own warnings go (each kind once), e.g. `(m) => logger.warn(m)`. */
+  warn?: (message: string) => void;
+  /**
+   * Last line of defence: every line is redacted again with this vault before it is
+   * queued (lines should already be redacted; redacting twice changes nothing).
+   */
+  vault?: SecretVault;
+}
+
+export interface ShipTarget {
+  client: CloudWatchLogsClient;
+  logGroup: string;
+  /** The runner's stream; agent lines go to `{stream}/agent`. */
+  stream: string;
+}
+
+export interface ShipperCounts {
+  /** Lines delivered to CloudWatch. */
+  shipped: number;
+  /** Lines that were not and will not be delivered (endpoint dead at the deadline, log group missing, spill failure). */
+  dropped: number;
+}
+
+/** The stream for an instance: `{instance-id}/{run-id | job-id | "runner"}`. */
+export function streamName(instanceId: string, runId?: string, jobId?: string): string {
+  const suffix = runId || jobId || 'runner';
+  // ':' and '*' are not allowed in stream names; 512 characters at most.
+  return `${instanceId}/${suffix}`.replace(/[:*]/g, '_').slice(0, 512 - AGENT_STREAM_SUFFIX.length);
+}
+
+type ShipperState =
+  | 'waiting' // no target yet: lines are buffered
+  | 'starting' // creating the streams
+  | 'ready'
+  | 'failed' // log group missing or refused: lines are counted as dropped
+  | 'off'; // shipping not configured: lines are ignored
+
+export class LogShipper implements LogSink {
+  private readonly runner: LogLane;
+  private readonly agent: LogLane;
+  private readonly lanes: LogLane[];
+  private readonly streams = new Map<LogLane, string>();
+  private readonly flushIntervalMs: number;
+  private readonly requestTimeoutMs: number;
+  private readonly retryBaseMs: number;
+  private readonly retryMaxMs: number;
+  private readonly warn: (message: string) => void;
+  private readonly warned = new Set<string>();
+  private readonly vault: SecretVault | undefined;
+
+  private state: ShipperState = 'waiting';
+  private target: ShipTarget | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private pumping: Promise<void> | undefined;
+  private drainRequested = false;
+  private nextLane = 0;
+  private droppedOutside = 0;
+  private closed = false;
+  /** Bumped (and the previous controller aborted) when a flush deadline gives up, or on close. */
+  private epoch = 0;
+  private epochCtl = new AbortController();
+  private idleWaiters: Array<() => void> = [];
+  private readyWaiters: Array<() => void> = [];
+
+  constructor(options: LogShipperOptions) {
+    const budget: MemoryBudget = { used: 0, limit: options.memoryLimitBytes ?? DEFAULT_MEMORY_LIMIT_BYTES };
+    const onSpillError = (error: unknown) =>
+      this.warnOnce('spill', `log spill file under ${options.spillDir} failed (${describeError(error)}): lines above the memory bound are dropped and counted`);
+    this.runner = new LogLane('runner', { spillDir: options.spillDir, budget, onSpillError });
+    this.agent = new LogLane('agent', { spillDir: options.spillDir, budget, onSpillError });
+    this.lanes = [this.runner, this.agent];
+    this.flushIntervalMs = options.flushIntervalMs ?? DEFAULT_FLUSH_INTERVAL_MS;
+    this.requestTimeoutMs = options.requestTimeoutMs ?? 30_000;
+    this.retryBaseMs = options.retryBaseMs ?? 250;
+    this.retryMaxMs = options.retryMaxMs ?? 5_000;
+    this.warn = options.warn ?? (() => {});
+    this.vault = options.vault;
+  }
+
+  /** Lines delivered so far. */
+  get shipped(): number {
+    return this.runner.shipped + this.agent.shipped;
+  }
+
+  /** Lines given up on so far. */
+  get dropped(): number {
+    return this.runner.dropped + this.agent.dropped + this.droppedOutside;
+  }
+
+  /** Lines waiting to be shipped (memory and spill file). */
+  get pending(): number {
+    return this.runner.pendingLines + this.agent.pendingLines;
+  }
+
+  /**
+   * A line of the runner's output, read at `timestampMs`. `continued` = this piece
+   * continues the previous line (a line too long to hold at once; not counted again).
+   * Never blocks, never throws.
+   */
+  runnerLine(line: string, timestampMs: number, continued = false): void {
+    this.accept(this.runner, line, timestampMs, !continued);
+  }
+
+  /** A line of the agent's own log (already redacted). Never blocks, never throws. */
+  agentLine(line: string, timestampMs: number): void {
+    this.accept(this.agent, line, timestampMs, true);
+  }
+
+  /**
+   * Start shipping: create both streams (already existing is fine), then send in the
+   * background. A missing log group disables shipping with one warning. Resolves once
+   * the streams exist or shipping is disabled (or a flush gave up first); never rejects.
+   */
+  start(target: ShipTarget): Promise<void> {
+    if (this.state !== 'waiting') return Promise.resolve();
+    this.target = target;
+    this.streams.set(this.runner, target.stream);
+    this.streams.set(this.agent, `${target.stream}${AGENT_STREAM_SUFFIX}`);
+    this.state = 'starting';
+    this.timer = setInterval(() => this.kick(true), this.flushIntervalMs);
+    this.timer.unref();
+    const ready = new Promise<void>((resolve) => this.readyWaiters.push(resolve));
+    this.kick();
+    return ready;
+  }
+
+  /** End the periodic timer. Nothing queued is dropped: `flush()` still ships it. */
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /**
+   * Shipping will not happen. Without a reason, it is not configured: what was
+   * buffered is forgotten and further lines are ignored (nothing counted). With a
+   * reason (it should have happened but cannot), the reason is warned once and
+   * lines are counted as dropped.
+   */
+  disable(reason?: string): void {
+    if (this.state === 'off' || this.state === 'failed') return;
+    if (reason !== undefined) return this.fail(reason);
+    this.state = 'off';
+    this.stop();
+    this.newEpoch();
+    for (const lane of this.lanes) lane.discard();
+    this.settleWaiters();
+  }
+
+  /**
+   * Ship everything queued, within `timeoutMs` (or until `signal` aborts). What is
+   * still undelivered then is counted as dropped. Resolves with the totals; never rejects.
+   */
+  async flush(timeoutMs: number, signal?: AbortSignal): Promise<ShipperCounts> {
+    if (this.state === 'waiting') {
+      // Never started: there is nowhere to ship what was buffered.
+      for (const lane of this.lanes) lane.dropAll();
+    } else if (this.state === 'starting' || this.state === 'ready') {
+      this.kick(true);
+      const idle = await this.waitIdle(timeoutMs, signal);
+      if (!idle) this.giveUp();
+    }
+    return this.counts();
+  }
+
+  /** Stop everything at once (after the last flush) and remove the spill files; later lines are ignored, nothing more is counted. */
+  close(): void {
+    this.stop();
+    this.closed = true;
+    this.newEpoch();
+    for (const lane of this.lanes) lane.close();
+    this.settleWaiters();
+  }
+
+  counts(): ShipperCounts {
+    return { shipped: this.shipped, dropped: this.dropped };
+  }
+
+  private accept(lane: LogLane, line: string, timestampMs: number, startsLine: boolean): void {
+    try {
+      if (this.state === 'off' || this.closed) return;
+      if (this.state === 'failed') {
+        if (startsLine) this.droppedOutside++;
+        return;
+      }
+      lane.push(this.vault ? this.vault.redact(line) : line, timestampMs, startsLine);
+      if (this.pumping === undefined && lane.hasFullBatch) this.kick();
+    } catch (error) {
+      this.droppedOutside++;
+      this.warnOnce('accept', `log line not queued: ${describeError(error)}`);
+    }
+  }
+
+  private sendable(lane: LogLane): boolean {
+    return lane.current !== undefined || lane.hasFullBatch || (this.drainRequested && !lane.isEmpty);
+  }
+
+  private kick(drainAll = false): void {
+    if (drainAll) this.drainRequested = true;
+    if (this.pumping !== undefined || this.target === undefined || this.closed) return;
+    if (this.state !== 'starting' && !(this.state === 'ready' && this.lanes.some((l) => this.sendable(l)))) {
+      if (this.state === 'ready' && this.lanes.every((l) => l.isEmpty)) this.becameIdle();
+      return;
+    }
+    const epoch = this.epoch;
+    this.pumping = this.pump(epoch)
+      .catch((error) => this.warnOnce('pump', `log shipping stalled: ${describeError(error)}`))
+      .finally(() => {
+        this.pumping = undefined;
+        // A flush deadline ended that loop, or work (or a flush) arrived as it ended: carry on.
+        this.kick();
+      });
+  }
+
+  private async pump(epoch: number): Promise<void> {
+    while (this.epoch === epoch) {
+      if (this.state === 'starting') {
+        await this.createStreams(epoch);
+        continue;
+      }
+      if (this.state !== 'ready') return;
+      const lane = this.pickLane();
+      if (lane === undefined) {
+        if (this.lanes.every((l) => l.isEmpty)) this.becameIdle();
+        return;
+      }
+      await this.sendBatch(lane, epoch);
+    }
+  }
+
+  private pickLane(): LogLane | undefined {
+    for (let i = 0; i < this.lanes.length; i++) {
+      const lane = this.lanes[(this.nextLane + i) % this.lanes.length]!;
+      if (this.sendable(lane)) {
+        this.nextLane = (this.nextLane + i + 1) % this.lanes.length;
+        return lane;
+      }
+    }
+    return undefined;
+  }
+
+  private async createStreams(epoch: number): Promise<void> {
+    const target = this.target!;
+    for (const lane of this.lanes) {
+      const stream = this.streams.get(lane)!;
+      for (let attempt = 1; this.epoch === epoch; attempt++) {
+        try {
+          await this.call(
+            (abortSignal) => target.client.send(new CreateLogStreamCommand({ logGroupName: target.logGroup, logStreamName: stream }), { abortSignal }),
+          );
+          break;
+        } catch (error) {
+          if (this.epoch !== epoch) return;
+          const name = errorName(error);
+          if (name === 'ResourceAlreadyExistsException') break;
+          if (name === 'ResourceNotFoundException') {
+            return this.fail(
+              `CloudWatch Logs group "${target.logGroup}" does not exist: log shipping is disabled for this instance ` +
+                `(create the group or unset RUNS_FLEET_LOG_GROUP); lines are counted as dropped`,
+            );
+          }
+          if (!isTransient(error)) {
+            return this.fail(`cannot create CloudWatch Logs stream "${stream}" in "${target.logGroup}": ${describeError(error)}; log shipping is disabled`);
+          }
+          this.warnOnce(`create:${name}`, `creating CloudWatch Logs stream "${stream}" failed (${describeError(error)}); retrying`);
+          await this.sleep(this.backoff(attempt), epoch);
+        }
+      }
+    }
+    if (this.epoch !== epoch) return;
+    this.state = 'ready';
+    this.settleReady();
+  }
+
+  private async sendBatch(lane: LogLane, epoch: number): Promise<void> {
+    const batch = lane.nextBatch();
+    if (batch === undefined) return;
+    const target = this.target!;
+    const logStreamName = this.streams.get(lane)!;
+    try {
+      const output = await this.call((abortSignal) =>
+        target.client.send(
+          new PutLogEventsCommand({
+            logGroupName: target.logGroup,
+            logStreamName,
+            logEvents: batch.entries.map((e) => ({ timestamp: e.ts, message: e.msg })),
+          }),
+          { abortSignal },
+        ),
+      );
+      if (this.epoch !== epoch) return; // given up meanwhile, already counted as dropped
+      const rejected = rejectedLines(batch, (output as PutLogEventsCommandOutput | undefined)?.rejectedLogEventsInfo);
+      if (rejected > 0) this.warnOnce('rejected', `CloudWatch Logs rejected ${rejected} log lines as too old or too new (clock skew?)`);
+      lane.delivered(rejected);
+    } catch (error) {
+      if (this.epoch !== epoch) return;
+      const name = errorName(error);
+      batch.attempt++;
+      if (name === 'DataAlreadyAcceptedException') return lane.delivered();
+      if (name === 'ResourceNotFoundException' && batch.attempt <= 3) {
+        // The stream (or group) went away: create it again; a missing group disables shipping.
+        this.state = 'starting';
+        return;
+      }
+      if (isTransient(error)) {
+        this.warnOnce(`put:${name}`, `PutLogEvents failed (${describeError(error)}); retrying with backoff`);
+        return this.sleep(this.backoff(batch.attempt), epoch);
+      }
+      const lines = lane.dropCurrent();
+      this.warnOnce(`put:${name}`, `CloudWatch Logs refused a batch of ${batch.entries.length} events (${describeError(error)}); ${lines} lines dropped`);
+    }
+  }
+
+  /** One AWS call, bounded by the request timeout and cut short when the epoch ends. */
+  private call<T>(send: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const signal = AbortSignal.any([this.epochCtl.signal, AbortSignal.timeout(this.requestTimeoutMs)]);
+    return raceAbort(send(signal), signal);
+  }
+
+  private backoff(attempt: number): number {
+    return backoffMs(attempt, this.retryBaseMs, this.retryMaxMs);
+  }
+
+  private sleep(ms: number, epoch: number): Promise<void> {
+    return this.epoch === epoch ? sleep(ms, this.epochCtl.signal) : Promise.resolve();
+  }
+
+  private fail(message: string): void {
+    this.state = 'failed';
+    this.newEpoch();
+    let lines = 0;
+    for (const lane of this.lanes) lines += lane.dropAll();
+    this.warnOnce('failed', lines > 0 ? `${message} (${lines} buffered lines dropped)` : message);
+    this.stop();
+    this.settleWaiters();
+  }
+
+  /** The flush deadline passed: abort what is in flight and count everything left as dropped. */
+  private giveUp(): void {
+    this.newEpoch();
+    let lines = 0;
+    for (const lane of this.lanes) lines += lane.dropAll();
+    if (lines > 0) this.warnOnce(`gaveup:${this.epoch}`, `log flush deadline passed: ${lines} lines could not be shipped`);
+  }
+
+  private newEpoch(): void {
+    this.epochCtl.abort(new Error('log shipping deadline passed'));
+    this.epochCtl = new AbortController();
+    this.epoch++;
+  }
+
+  private waitIdle(timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    if (this.state === 'ready' && this.lanes.every((l) => l.isEmpty)) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const finish = (idle: boolean) => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.idleWaiters = this.idleWaiters.filter((w) => w !== onIdle);
+        resolve(idle);
+      };
+      const onIdle = () => finish(true);
+      const onAbort = () => finish(false);
+      const timer = setTimeout(() => finish(false), Math.max(0, timeoutMs));
+      if (signal?.aborted) return finish(false);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.idleWaiters.push(onIdle);
+    });
+  }
+
+  private becameIdle(): void {
+    this.drainRequested = false;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  private settleReady(): void {
+    const waiters = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Shipping ended (failed, off, closed): nobody should keep waiting. */
+  private settleWaiters(): void {
+    this.settleReady();
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  private warnOnce(key: string, message: string): void {
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    try {
+      this.warn(message);
+    } catch {
+      /* a failing warn callback must not break shipping */
+    }
+  }
+}
+
+function errorName(error: unknown): string {
+  return (error as { name?: string } | undefined)?.name ?? 'Error';
+}
+
+/** Lines of a delivered batch that CloudWatch refused as too old, expired or too new. */
+function rejectedLines(batch: LogBatch, info: RejectedLogEventsInfo | undefined): number {
+  if (!info) return 0;
+  const n = batch.entries.length;
+  const rejected = new Array<boolean>(n).fill(false);
+  const oldEnd = Math.max(info.tooOldLogEventEndIndex ?? -1, info.expiredLogEventEndIndex ?? -1);
+  for (let i = 0; i <= Math.min(oldEnd, n - 1); i++) rejected[i] = true;
+  if (info.tooNewLogEventStartIndex !== undefined) for (let i = Math.max(0, info.tooNewLogEventStartIndex); i < n; i++) rejected[i] = true;
+  let lines = 0;
+  for (let i = 0; i < n; i++) if (rejected[i]) lines += batch.entries[i]!.lines;
+  return lines;
+}

@@ -1,0 +1,198 @@
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { mockClient } from 'aws-sdk-client-mock';
+import { readFileSync } from 'node:fs';
+import { createActor, toPromise } from 'xstate';
+import { sendTelemetry as sendTelemetryActor } from '../actors/send-telemetry.js';
+import { telemetryMessage, type TelemetryMessage } from '../machines/outcome.js';
+import type { AgentContext } from '../machines/types.js';
+import { createLogger } from '../services/logger.js';
+import { SecretVault } from '../services/secrets.js';
+import { parseSettings } from '../services/settings.js';
+import { MAX_BODY_BYTES, prepareTelemetry, sendTelemetry, truncateText } from '../services/telemetry.js';
+import { MAX_ERROR_CHARS, telemetryJsonSchema, telemetryMessageSchema } from '../services/telemetry-schema.js';
+
+const QUEUE = 'https://sqs.us-east-1.amazonaws.com/123456789012/runs-fleet-termination';
+
+function message(overrides: Partial<TelemetryMessage> = {}): TelemetryMessage {
+  return {
+    instance_id: 'i-0123456789abcdef0',
+    job_id: '4242',
+    run_id: '42',
+    status: 'success',
+    exit_code: 0,
+    duration_seconds: 12.5,
+    started_at: '2025-01-01T00:00:00.000Z',
+    completed_at: '2025-01-01T00:00:12.500Z',
+    error: null,
+    interrupted_by: null,
+    timings: { booting: 1.2, running: 10 },
+    memory_warnings: 0,
+    ...overrides,
+  };
+}
+
+function logLines(): { lines: string[]; logger: ReturnType<typeof createLogger> } {
+  const lines: string[] = [];
+  return { lines, logger: createLogger({ vault: new SecretVault(), write: (l) => lines.push(l) }) };
+}
+
+const serverError = () => Object.assign(new Error('We encountered an internal error'), { name: 'InternalError', $metadata: { httpStatusCode: 500 } });
+
+describe('telemetry schema', () => {
+  it('accepts a complete message and the one the machine builds', () => {
+    expect(telemetryMessageSchema.safeParse(message()).success).toBe(true);
+    expect(telemetryMessageSchema.safeParse({ ...message(), log_lines_shipped: 10, log_lines_dropped: 0 }).success).toBe(true);
+
+    const { settings } = parseSettings({ RUNS_FLEET_INSTANCE_ID: 'i-0abc' });
+    const ctx: AgentContext = {
+      now: () => Date.UTC(2025, 0, 1, 0, 5),
+      startedAtMs: Date.UTC(2025, 0, 1),
+      settings,
+      settingErrors: [],
+      identity: { instanceId: 'i-0abc', region: 'us-east-1' },
+      job: { listening: true, startedAt: '2025-01-01T00:01:00.000Z', result: 'Failed', name: 'build' },
+      timings: { booting: 3, running: 60 },
+      current: { state: 'reporting', enteredAtMs: Date.UTC(2025, 0, 1, 0, 4) },
+      memoryWarnings: 1,
+      downloadAttempt: 1,
+      telemetry: { startedSent: true, finalSent: false },
+      termination: { requested: false },
+      panics: 0,
+    };
+    for (const status of ['started', 'failure'] as const) {
+      const result = telemetryMessageSchema.safeParse(telemetryMessage(ctx, status));
+      expect(result.error?.issues).toBeUndefined();
+    }
+  });
+
+  it.each(['instance_id', 'status'] as const)('rejects a message without %s', (field) => {
+    const { [field]: _dropped, ...rest } = message();
+    expect(telemetryMessageSchema.safeParse(rest).success).toBe(false);
+    expect(telemetryMessageSchema.safeParse({ ...message(), [field]: null }).success).toBe(false);
+  });
+
+  it('rejects unknown statuses, unknown fields and non-UTC timestamps', () => {
+    expect(telemetryMessageSchema.safeParse({ ...message(), status: 'done' }).success).toBe(false);
+    expect(telemetryMessageSchema.safeParse({ ...message(), extra: 1 }).success).toBe(false);
+    expect(telemetryMessageSchema.safeParse({ ...message(), started_at: '2025-01-01 00:00:00' }).success).toBe(false);
+  });
+
+  it('schemas/telemetry.schema.json is the same schema (regenerate it from services/telemetry-schema.ts when this fails)', () => {
+    const file = JSON.parse(readFileSync(new URL('../schemas/telemetry.schema.json', import.meta.url), 'utf8'));
+    expect(file).toEqual(telemetryJsonSchema());
+  });
+});
+
+describe('prepareTelemetry', () => {
+  it('truncates a long error with a marker and keeps the body far below the SQS limit', () => {
+    const long = 'x'.repeat(200_000);
+    const prepared = prepareTelemetry(message({ status: 'failure', error: long }));
+    expect(prepared.ok).toBe(true);
+    if (!prepared.ok) return;
+    expect(prepared.message.error).toBe(`${'x'.repeat(MAX_ERROR_CHARS)}…[truncated ${200_000 - MAX_ERROR_CHARS} chars]`);
+    expect(Buffer.byteLength(prepared.body)).toBeLessThan(MAX_BODY_BYTES);
+    expect(Buffer.byteLength(prepared.body)).toBeLessThan(256 * 1024 / 4);
+  });
+
+  it('never splits a surrogate pair when truncating', () => {
+    const text = `${'a'.repeat(9)}😀rest`;
+    expect(truncateText(text, 10)).toBe(`${'a'.repeat(9)}…[truncated 6 chars]`);
+  });
+
+  it('refuses an invalid message instead of sending it', () => {
+    const prepared = prepareTelemetry({ ...message(), instance_id: null });
+    expect(prepared).toEqual({ ok: false, error: expect.stringMatching(/invalid telemetry message: instance_id/) });
+  });
+});
+
+describe('sendTelemetry', () => {
+  let client: SQSClient;
+  let sqs: ReturnType<typeof mockClient>;
+  beforeEach(() => {
+    client = new SQSClient({ region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
+    sqs = mockClient(client);
+  });
+  afterEach(() => {
+    sqs.restore();
+  });
+
+  it('sends the validated, redacted body to the queue', async () => {
+    sqs.on(SendMessageCommand).resolves({ MessageId: '1' });
+    const vault = new SecretVault();
+    vault.set('token', 'REGISTRATION-TOKEN-123');
+    const result = await sendTelemetry({ client, queueUrl: QUEUE, vault, message: message({ status: 'failure', error: 'config.sh --token REGISTRATION-TOKEN-123 failed' }) });
+
+    expect(result).toEqual({ sent: true });
+    const input = sqs.commandCalls(SendMessageCommand)[0]!.args[0].input;
+    expect(input.QueueUrl).toBe(QUEUE);
+    const body = JSON.parse(input.MessageBody!);
+    expect(telemetryMessageSchema.parse(body).error).toBe('config.sh --token *** failed');
+  });
+
+  it('no queue URL: not sent, says why, and logs it', async () => {
+    const { lines, logger } = logLines();
+    const result = await sendTelemetry({ client, message: message(), logger });
+    expect(result).toEqual({ sent: false, error: 'no termination queue configured' });
+    expect(sqs.commandCalls(SendMessageCommand)).toHaveLength(0);
+    expect(lines.join('')).toMatch(/no termination queue configured/);
+  });
+
+  it('retries 5xx and throttling, at most 3 attempts', async () => {
+    sqs.on(SendMessageCommand).rejectsOnce(serverError()).rejectsOnce(Object.assign(new Error('slow down'), { name: 'ThrottlingException', $metadata: { httpStatusCode: 400 } })).resolves({});
+    expect(await sendTelemetry({ client, queueUrl: QUEUE, message: message(), backoffBaseMs: 5 })).toEqual({ sent: true });
+    expect(sqs.commandCalls(SendMessageCommand)).toHaveLength(3);
+
+    sqs.reset();
+    sqs.on(SendMessageCommand).rejects(serverError());
+    const failed = await sendTelemetry({ client, queueUrl: QUEUE, message: message(), backoffBaseMs: 5 });
+    expect(failed).toEqual({ sent: false, error: expect.stringMatching(/internal error/) });
+    expect(sqs.commandCalls(SendMessageCommand)).toHaveLength(3);
+  });
+
+  it('does not retry an error that cannot get better (queue does not exist)', async () => {
+    sqs.on(SendMessageCommand).rejects(Object.assign(new Error('The specified queue does not exist.'), { name: 'QueueDoesNotExist', $metadata: { httpStatusCode: 400 } }));
+    const result = await sendTelemetry({ client, queueUrl: QUEUE, message: message(), backoffBaseMs: 5 });
+    expect(result).toEqual({ sent: false, error: 'The specified queue does not exist.' });
+    expect(sqs.commandCalls(SendMessageCommand)).toHaveLength(1);
+  });
+
+  it('a queue that never answers: gives up within the total time, never throws', async () => {
+    sqs.on(SendMessageCommand).callsFake(() => new Promise(() => {}));
+    const started = performance.now();
+    const result = await sendTelemetry({ client, queueUrl: QUEUE, message: message(), totalTimeoutMs: 300, backoffBaseMs: 5 });
+    expect(performance.now() - started).toBeLessThan(700);
+    expect(result.sent).toBe(false);
+    expect(result.error).toMatch(/gave up after 300 ms/);
+  });
+
+  it('stops at once when its signal aborts', async () => {
+    sqs.on(SendMessageCommand).callsFake(() => new Promise(() => {}));
+    const ctl = new AbortController();
+    setTimeout(() => ctl.abort(), 30);
+    const started = performance.now();
+    const result = await sendTelemetry({ client, queueUrl: QUEUE, message: message(), signal: ctl.signal });
+    expect(performance.now() - started).toBeLessThan(500);
+    expect(result).toEqual({ sent: false, error: 'telemetry send aborted' });
+  });
+
+  it('the actor resolves { sent } from its input, with the region-specific client', async () => {
+    sqs.on(SendMessageCommand).resolves({});
+    const regions: (string | undefined)[] = [];
+    const { logger } = logLines();
+    const actor = createActor(
+      sendTelemetryActor({
+        logger,
+        vault: new SecretVault(),
+        sqs: (region) => {
+          regions.push(region);
+          return client;
+        },
+      }),
+      { input: { queueUrl: QUEUE, region: 'eu-west-1', message: message({ status: 'started', completed_at: null, exit_code: null }) } },
+    );
+    actor.start();
+    expect(await toPromise(actor)).toEqual({ sent: true });
+    expect(regions).toEqual(['eu-west-1']);
+  });
+});
