@@ -6,6 +6,7 @@ import { MetadataService } from '@aws-sdk/ec2-metadata-service';
 import type { actorContracts } from '../machines/actor-contracts.js';
 import type { AwsClients } from '../services/aws-clients.js';
 import type { LogShipper } from '../services/log-shipper.js';
+import type { RunnerReaper } from '../services/runner-reaper.js';
 import type { Logger } from '../services/logger.js';
 import type { SecretVault } from '../services/secrets.js';
 import { cleanup } from './cleanup.js';
@@ -27,6 +28,8 @@ export interface AgentDeps {
   vault: SecretVault;
   aws: AwsClients;
   shipper: LogShipper;
+  /** Kills the runner's session if the agent dies without cleaning up. */
+  reaper?: RunnerReaper;
   /** Echo of each (redacted) runner line into the agent's own log, beside CloudWatch. */
   echoRunnerLine?: (line: string, timestampMs: number, stream: string) => void;
 }
@@ -37,16 +40,17 @@ export function metadataClient(): MetadataService {
 }
 
 export function createActors(deps: AgentDeps): typeof actorContracts {
-  const { logger, vault, aws, shipper, echoRunnerLine } = deps;
+  const { logger, vault, aws, shipper, echoRunnerLine, reaper } = deps;
   const imds = metadataClient;
   return {
     resolveIdentity: resolveIdentity({ imds }),
     readRunnerConfig: readRunnerConfig({ ssm: aws.ssm, vault, logger }),
     downloadRunner: downloadRunner({ logger, s3: aws.s3 }),
-    registerRunner: registerRunner({ logger, vault }),
+    registerRunner: registerRunner({ logger, vault, onSpawn: (pid) => reaper?.watch(pid) }),
     runnerProcess: runnerProcess({
       logger,
       vault,
+      onSpawn: (pid) => reaper?.watch(pid),
       onLine: (line, timestampMs, stream, continued) => {
         shipper.runnerLine(line, timestampMs, continued);
         echoRunnerLine?.(line, timestampMs, stream);

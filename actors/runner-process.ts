@@ -11,7 +11,7 @@ import type { AgentEvent, StopRunnerCommand } from '../machines/events.js';
 import { startRunnerProcess, type OnRunnerLine, type RunnerProcessOptions } from '../services/runner-process.js';
 import type { SecretVault } from '../services/secrets.js';
 
-export interface RunnerProcessDeps extends Partial<Pick<RunnerProcessOptions, 'env' | 'user' | 'now' | 'outputDrainMs'>> {
+export interface RunnerProcessDeps extends Partial<Pick<RunnerProcessOptions, 'env' | 'user' | 'now' | 'outputDrainMs' | 'onSpawn'>> {
   logger: Logger;
   vault: SecretVault;
   /** Every runner output line, redacted: the log shipper and the agent's log hook. */

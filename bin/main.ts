@@ -15,6 +15,7 @@ import { agentOutcome } from '../machines/outcome.js';
 import { createAwsClients } from '../services/aws-clients.js';
 import { LogShipper } from '../services/log-shipper.js';
 import { createLogger, type LogSink } from '../services/logger.js';
+import { RunnerReaper } from '../services/runner-reaper.js';
 import { SecretVault } from '../services/secrets.js';
 import { parseSettings, type Env } from '../services/settings.js';
 import { renderTimeline, type TimelineEntry } from '../services/timeline.js';
@@ -90,7 +91,9 @@ function checkConfig(io: CliIo): number {
 /** How long after start the process gives up on everything and exits non-zero (systemd then powers off). */
 function hardDeadlineMs(env: Env): number {
   const { settings } = parseSettings(env);
-  return settings.maxRuntimeMs + settings.drainGraceMs + settings.reportTimeoutMs + settings.logFlushTimeoutMs + 120_000;
+  return (
+    settings.maxRuntimeMs + settings.drainGraceMs + 2 * settings.logFlushTimeoutMs + settings.reportTimeoutMs + settings.terminateTimeoutMs + 120_000
+  );
 }
 
 async function run(args: string[], io: CliIo): Promise<number> {
@@ -151,7 +154,9 @@ async function run(args: string[], io: CliIo): Promise<number> {
   // Written directly, not through the logger, so they are not shipped a second time as agent lines.
   const echoRunnerLine = (line: string, timestampMs: number, stream: string) =>
     io.out(`${JSON.stringify({ level: 'info', time: new Date(timestampMs).toISOString(), msg: 'runner', stream, line })}\n`);
-  const machine = agentMachine.provide({ actors: createActors({ logger, vault, aws, shipper, echoRunnerLine }) });
+  const reaper = new RunnerReaper();
+  reaper.start();
+  const machine = agentMachine.provide({ actors: createActors({ logger, vault, aws, shipper, echoRunnerLine, reaper }) });
   const actor = createActor(machine, {
     input: { env: io.env },
     logger: (...parts: unknown[]) => logger.info(parts.map(String).join(' ')),
@@ -177,6 +182,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
     logger.error({ err: error }, 'lifecycle did not finish');
   } finally {
     actor.stop();
+    reaper.stop();
     shipper.close();
     clearTimeout(deadline);
     await inspector?.stop().catch(() => {});

@@ -17,14 +17,17 @@ import type { AgentContext, AgentInput, FailurePhase, StateName } from './types.
 
 /** Download attempts before giving up (transient failures only). */
 export const DOWNLOAD_ATTEMPTS = 3;
+/** The longest Retry-After the agent honours before its next attempt. */
+export const MAX_RETRY_AFTER_MS = 60_000;
 /** Time kept after a spot notice for reporting and termination. */
 export const SPOT_RESERVE_MS = 30_000;
 /** Runner drain: how long after SIGKILL we still wait for the process to be reaped. */
 export const KILL_WAIT_MS = 5_000;
-/** Deadlines of the terminating steps that have no setting of their own. */
+/** Deadline of the cleanup step. */
 export const CLEANUP_DEADLINE_MS = 10_000;
-export const TERMINATE_DEADLINE_MS = 30_000;
 export const FINAL_FLUSH_MS = 3_000;
+/** How long after its own timeout an actor that reports partial results gets before the machine moves on. */
+export const BACKSTOP_MS = 1_000;
 
 const errorText = (event: unknown): string => {
   const error = (event as { error?: unknown }).error;
@@ -66,18 +69,28 @@ export const agentMachine = setup({
     maxRuntime: ({ context }) => Math.max(0, context.startedAtMs + context.settings.maxRuntimeMs - context.now()),
     /** Registered but no job started (RUNS_FLEET_IDLE_TIMEOUT_MINUTES). */
     idleTimeout: ({ context }) => context.settings.idleTimeoutMs,
-    /** Capped exponential backoff with jitter between download attempts: ~1 s, ~2 s, ≤ 8 s. */
-    downloadBackoff: ({ context }) => Math.min(8_000, 1_000 * 2 ** (context.downloadAttempt - 1)) * (0.5 + Math.random() / 2),
+    /**
+     * Between download attempts: what GitHub asked for (Retry-After / x-ratelimit-reset, capped),
+     * else capped exponential backoff with jitter: ~1 s, ~2 s, ≤ 8 s.
+     */
+    downloadBackoff: ({ context }) =>
+      context.retryAfterMs !== undefined
+        ? Math.min(context.retryAfterMs, MAX_RETRY_AFTER_MS)
+        : Math.min(8_000, 1_000 * 2 ** (context.downloadAttempt - 1)) * (0.5 + Math.random() / 2),
     /** Graceful stop + SIGKILL + reaping; after this the runner is abandoned (and killed on exit). */
     drainDeadline: ({ context }) => drainGraceMs(context) + KILL_WAIT_MS,
     /** Telemetry may not hold the instance longer than this (RUNS_FLEET_REPORT_TIMEOUT_SECONDS). */
     reportDeadline: ({ context }) => context.settings.reportTimeoutMs,
     cleanupDeadline: CLEANUP_DEADLINE_MS,
     /** The last flush only carries the agent's closing lines: the job's log was flushed in reporting. */
-    finalFlushDeadline: ({ context }) => finalFlushMs(context),
-    /** Log flush deadline (RUNS_FLEET_LOG_FLUSH_TIMEOUT_SECONDS). */
-    flushDeadline: ({ context }) => context.settings.logFlushTimeoutMs,
-    terminateDeadline: TERMINATE_DEADLINE_MS,
+    finalFlushDeadline: ({ context }) => finalFlushMs(context) + BACKSTOP_MS,
+    /**
+     * Backstop of the log flush: the flush itself stops at RUNS_FLEET_LOG_FLUSH_TIMEOUT_SECONDS and
+     * reports what it dropped; this fires only if it does not return within a second after that.
+     */
+    flushDeadline: ({ context }) => context.settings.logFlushTimeoutMs + BACKSTOP_MS,
+    /** TerminateInstances with its retries (RUNS_FLEET_TERMINATE_TIMEOUT_SECONDS). */
+    terminateDeadline: ({ context }) => context.settings.terminateTimeoutMs,
   },
   actions: {
     enterState: assign(({ context }, params: { state: StateName }) => ({
@@ -116,7 +129,10 @@ export const agentMachine = setup({
     })),
     countPanic: assign(({ context }) => ({ panics: context.panics + 1 })),
     countMemoryWarning: assign(({ context }) => ({ memoryWarnings: context.memoryWarnings + 1 })),
-    countDownloadAttempt: assign(({ context }) => ({ downloadAttempt: context.downloadAttempt + 1 })),
+    countDownloadAttempt: assign(({ context, event }) => ({
+      downloadAttempt: context.downloadAttempt + 1,
+      retryAfterMs: (event as { error?: { retryAfterMs?: number } }).error?.retryAfterMs,
+    })),
     startWatchdogs: enqueueActions(({ context, enqueue }) => {
       const input: WatchdogInput = { settings: context.settings, identity: context.identity, jobSpec: context.jobSpec };
       enqueue.spawnChild('logShipper', { id: 'logShipper', input });
@@ -190,7 +206,14 @@ export const agentMachine = setup({
           invoke: {
             src: 'resolveIdentity',
             input: ({ context }) => ({ settings: context.settings }),
-            onDone: { target: 'runnerConfig', actions: assign({ identity: ({ event }) => event.output }) },
+            onDone: {
+              target: 'runnerConfig',
+              // From here on every actor's settings carry the resolved instance id and region.
+              actions: assign({
+                identity: ({ event }) => event.output,
+                settings: ({ context, event }) => ({ ...context.settings, instanceId: event.output.instanceId, region: event.output.region }),
+              }),
+            },
             onError: { target: '#agent.reporting', actions: { type: 'recordFailure', params: { phase: 'config' } } },
           },
         },
@@ -252,12 +275,7 @@ export const agentMachine = setup({
       exit: 'leaveState',
       invoke: {
         src: 'registerRunner',
-        input: ({ context }) => ({
-          // The resolved instance id names the runner (runs-fleet-{instance-id}) when the config does not.
-          settings: { ...context.settings, instanceId: context.identity?.instanceId ?? context.settings.instanceId },
-          jobSpec: context.jobSpec!,
-          runner: context.runner!,
-        }),
+        input: ({ context }) => ({ settings: context.settings, jobSpec: context.jobSpec!, runner: context.runner! }),
         onDone: { target: 'running' },
         onError: { target: 'reporting', actions: { type: 'recordFailure', params: { phase: 'registration' } } },
       },

@@ -73,6 +73,8 @@ export interface AgentContext {
   current?: { state: StateName; enteredAtMs: number };
   memoryWarnings: number;
   downloadAttempt: number;
+  /** The wait the last retriable download failure asked for (Retry-After), if any. */
+  retryAfterMs?: number;
   /** Log lines shipped / given up by the flush before reporting. */
   logs?: { shipped: number; dropped: number };
   telemetry: { startedSent: boolean; finalSent: boolean };

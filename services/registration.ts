@@ -38,6 +38,8 @@ export interface RegistrationDeps {
   env?: Env;
   user?: RunnerUserDeps;
   configTimeoutMs?: number;
+  /** Called with config.sh's pid (= its session id): the reaper watches that session. */
+  onSpawn?: (pid: number) => void;
 }
 
 /** The runner's name: the config's `runner_name`, else `runs-fleet-{instance id or host name}`. */
@@ -124,6 +126,7 @@ export async function registerRunnerService(input: RegisterInput, deps: Registra
     maxBuffer: 1024 * 1024,
   });
   const pid = subprocess.pid;
+  if (pid !== undefined) deps.onSpawn?.(pid);
   const onAbort = () => {
     if (pid !== undefined) {
       try {

@@ -109,6 +109,8 @@ export interface RunnerProcessOptions {
   logger: Logger;
   vault: SecretVault;
   onLine: OnRunnerLine;
+  /** Called with run.sh's pid (= its session id) once it runs: the reaper watches that session. */
+  onSpawn?: (pid: number) => void;
   /** Machine events (sendBack). */
   send: (event: RunnerEvent) => void;
   /** The agent's environment, for the allow-list (default `process.env`). */
@@ -233,6 +235,7 @@ class RunnerProcess {
       return this.finish(null, null);
     }
     process.on('exit', this.onAgentExit);
+    this.o.onSpawn?.(this.pid);
     this.log.info({ pid: this.pid, user: user.name, uid: user.uid, mode: jobSpec.mode }, 'run.sh started');
     if (this.disposed) killSession(this.pid);
     else if (this.stopRequest) this.sendStop();

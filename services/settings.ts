@@ -34,6 +34,7 @@ export interface Settings {
   stateDir: string;
   reportTimeoutMs: number;
   logFlushTimeoutMs: number;
+  terminateTimeoutMs: number;
 }
 
 export interface SettingsResult {
@@ -132,6 +133,7 @@ export function parseSettings(env: Env): SettingsResult {
     stateDir: stateDir.replace(/\/+$/, ''),
     reportTimeoutMs: number(['RUNS_FLEET_REPORT_TIMEOUT_SECONDS'], 30, SECOND),
     logFlushTimeoutMs: number(['RUNS_FLEET_LOG_FLUSH_TIMEOUT_SECONDS'], 10, SECOND),
+    terminateTimeoutMs: number(['RUNS_FLEET_TERMINATE_TIMEOUT_SECONDS'], 30, SECOND),
   };
   if (read('AWS_EC2_METADATA_SERVICE_ENDPOINT') !== undefined) url('AWS_EC2_METADATA_SERVICE_ENDPOINT');
   for (const name of Object.keys(env)) {

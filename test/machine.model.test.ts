@@ -178,7 +178,7 @@ async function replay(model: Model, path: Step[]) {
       const impl = (agentMachine.implementations.delays as Record<string, unknown>)[delay];
       const ms =
         delay === 'downloadBackoff'
-          ? 8_000 // the jittered delay's upper bound
+          ? 8_000 // the jittered delay's upper bound (the fakes' errors carry no Retry-After)
           : typeof impl === 'function'
             ? (impl as (a: { context: AgentContext }) => number)({ context: actor.getSnapshot().context })
             : Number(impl);

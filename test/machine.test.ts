@@ -165,6 +165,19 @@ describe('agent machine scenarios', () => {
     expect(u.finalMessage()[0]!.error).toContain('checksum mismatch');
   });
 
+  it('a rate-limited download waits as long as GitHub asked (Retry-After), capped', async () => {
+    const t = start({}, (f) => (f.auto.downloadRunner = undefined));
+    await settle();
+    t.fake.take('downloadRunner').reject(Object.assign(new Error('HTTP 429'), { retriable: true, retryAfterMs: 20_000 }));
+    await settle();
+    t.clock.increment(19_999);
+    await settle();
+    expect(t.actor.getSnapshot().value).toEqual({ downloading: 'backoff' });
+    t.clock.increment(1);
+    await settle();
+    expect(t.fake.callsOf('downloadRunner')).toHaveLength(2);
+  });
+
   it('a runner that ignores STOP is abandoned after the drain deadline and killed on the way out', async () => {
     const t = start({ RUNS_FLEET_DRAIN_GRACE_SECONDS: '3' }, (f) => (f.runner.exitOnStop = false));
     await settle();

@@ -36,7 +36,7 @@ export interface FakeRunnerOptions {
   jobName?: string; // default 'build'
   jobSeconds?: number; // default 0.2 ('succeed' / 'fail')
   /** 'fail' = config.sh fails like a rejected registration token (default 'succeed'). */
-  config?: 'succeed' | 'fail';
+  config?: 'succeed' | 'fail' | 'hang';
 }
 
 const SCRIPTS: [source: string, target: string][] = [

@@ -82,6 +82,11 @@ cat <<'BANNER'
 # Authentication
 
 BANNER
+if [ "$(cfg config succeed)" = hang ]; then
+  # GitHub never answers the registration (fault injection): wait until signalled.
+  trap 'exit 143' TERM INT
+  while :; do sleep 60 & wait $!; done
+fi
 if [ "$(cfg config succeed)" = fail ]; then
   echo "Http response code: NotFound from 'POST https://api.github.com/actions/runner-registration' (Request Id: FAKE:0000)" >&2
   echo '{"message":"Not Found","documentation_url":"https://docs.github.com/rest"}' >&2
