@@ -221,7 +221,7 @@ describe('agent machine scenarios', () => {
     flushing.fake.watchers.processWatcher!.sendBack!({ type: 'PANIC', error: 'boom' });
     await settle();
     expect(flushing.finalMessage()).toHaveLength(1);
-    flushing.clock.increment(3_000); // the last flush hangs too: its short deadline moves on
+    flushing.clock.increment(4_000); // the last flush hangs too: its short deadline (3 s + 1 s backstop) moves on
     await settle();
     expect(flushing.done()).toBe(true);
 
