@@ -5,6 +5,7 @@
 import { MetadataService } from '@aws-sdk/ec2-metadata-service';
 import type { actorContracts } from '../machines/actor-contracts.js';
 import type { AwsClients } from '../services/aws-clients.js';
+import { readJobIdentity } from '../services/job-hooks.js';
 import type { LogShipper } from '../services/log-shipper.js';
 import type { RunnerReaper } from '../services/runner-reaper.js';
 import type { Logger } from '../services/logger.js';
@@ -28,6 +29,8 @@ export interface AgentDeps {
   vault: SecretVault;
   aws: AwsClients;
   shipper: LogShipper;
+  /** The agent's state dir (job hooks write the job's identity there). */
+  stateDir?: string;
   /** Kills the runner's session if the agent dies without cleaning up. */
   reaper?: RunnerReaper;
   /** Echo of each (redacted) runner line into the agent's own log, beside CloudWatch. */
@@ -40,7 +43,7 @@ export function metadataClient(): MetadataService {
 }
 
 export function createActors(deps: AgentDeps): typeof actorContracts {
-  const { logger, vault, aws, shipper, echoRunnerLine, reaper } = deps;
+  const { logger, vault, aws, shipper, echoRunnerLine, reaper, stateDir } = deps;
   const imds = metadataClient;
   return {
     resolveIdentity: resolveIdentity({ imds }),
@@ -56,7 +59,7 @@ export function createActors(deps: AgentDeps): typeof actorContracts {
         echoRunnerLine?.(line, timestampMs, stream);
       },
     }),
-    sendTelemetry: sendTelemetry({ logger, vault, sqs: aws.sqs }),
+    sendTelemetry: sendTelemetry({ logger, vault, sqs: aws.sqs, jobIdentity: stateDir ? () => readJobIdentity(stateDir) : undefined }),
     cleanup: cleanup({ logger }),
     flushLogs: flushLogs({ shipper }),
     terminateInstance: terminateInstance({ ec2: aws.ec2, logger }),

@@ -1,20 +1,45 @@
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { fromPromise } from 'xstate';
 import type { TelemetryInput, TelemetryResult } from '../machines/actor-contracts.js';
+import type { JobIdentity } from '../services/job-hooks.js';
 import type { Logger } from '../services/logger.js';
 import type { SecretVault } from '../services/secrets.js';
 import { sendTelemetry as send } from '../services/telemetry.js';
 
-/** One telemetry message to the termination queue: redacted, validated, bounded retries; resolves `{ sent: false }` rather than rejecting. */
-export function sendTelemetry(deps: { logger: Logger; vault: SecretVault; sqs: (region?: string) => SQSClient }) {
-  return fromPromise<TelemetryResult, TelemetryInput>(async ({ input, signal }) =>
-    send({
-      client: deps.sqs(input.region),
-      queueUrl: input.queueUrl,
-      message: input.message,
-      signal,
-      vault: deps.vault,
-      logger: deps.logger,
-    }),
+export interface SendTelemetryDeps {
+  logger: Logger;
+  vault: SecretVault;
+  sqs: (region?: string) => SQSClient;
+  /** What the job hooks recorded, if they ran (services/job-hooks.ts readJobIdentity). */
+  jobIdentity?: () => Promise<JobIdentity | undefined>;
+}
+
+/**
+ * One telemetry message to the termination queue: redacted, validated, bounded retries;
+ * resolves `{ sent: false }` rather than rejecting. A final message carries the job's own
+ * identity when the hooks recorded it (output parsing stays the primary signal).
+ */
+export function sendTelemetry(deps: SendTelemetryDeps) {
+  return fromPromise<TelemetryResult, TelemetryInput>(async ({ input, signal }) => {
+    let message = input.message;
+    if (message.status !== 'started' && deps.jobIdentity) {
+      const identity = await deps.jobIdentity().catch(() => undefined);
+      if (identity) message = withJobIdentity(message, identity);
+    }
+    return send({ client: deps.sqs(input.region), queueUrl: input.queueUrl, message, signal, vault: deps.vault, logger: deps.logger });
+  });
+}
+
+export function withJobIdentity(message: TelemetryInput['message'], identity: JobIdentity): TelemetryInput['message'] {
+  const github = Object.fromEntries(
+    Object.entries({
+      run_id: identity.runId,
+      run_attempt: identity.runAttempt,
+      job: identity.job,
+      repository: identity.repository,
+      workflow: identity.workflow,
+    }).filter(([, v]) => typeof v === 'string' && v !== ''),
   );
+  if (Object.keys(github).length === 0) return message;
+  return { ...message, run_id: message.run_id ?? identity.runId ?? null, github };
 }

@@ -156,7 +156,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
     io.out(`${JSON.stringify({ level: 'info', time: new Date(timestampMs).toISOString(), msg: 'runner', stream, line })}\n`);
   const reaper = new RunnerReaper();
   reaper.start();
-  const machine = agentMachine.provide({ actors: createActors({ logger, vault, aws, shipper, echoRunnerLine, reaper }) });
+  const machine = agentMachine.provide({ actors: createActors({ logger, vault, aws, shipper, echoRunnerLine, reaper, stateDir: settings.stateDir }) });
   const actor = createActor(machine, {
     input: { env: io.env },
     logger: (...parts: unknown[]) => logger.info(parts.map(String).join(' ')),

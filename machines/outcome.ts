@@ -59,6 +59,8 @@ export interface TelemetryMessage {
   memory_warnings: number;
   log_lines_shipped?: number;
   log_lines_dropped?: number;
+  /** The job's own identity from the job hooks (added by the telemetry actor when they ran). */
+  github?: { run_id?: string; run_attempt?: string; job?: string; repository?: string; workflow?: string };
 }
 
 const seconds = (ms: number) => Math.round(ms / 10) / 100;

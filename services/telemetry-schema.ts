@@ -37,6 +37,16 @@ export const telemetryMessageSchema = z.strictObject({
   memory_warnings: z.number().int().nonnegative(),
   log_lines_shipped: z.number().int().nonnegative().optional(),
   log_lines_dropped: z.number().int().nonnegative().optional(),
+  /** The job's own identity, as the job-started/-completed hooks saw it (absent when they never ran). */
+  github: z
+    .strictObject({
+      run_id: id.optional(),
+      run_attempt: id.optional(),
+      job: id.optional(),
+      repository: id.optional(),
+      workflow: z.string().min(1).max(1024).optional(),
+    })
+    .optional(),
 });
 
 export type TelemetryBody = z.infer<typeof telemetryMessageSchema>;

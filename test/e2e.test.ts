@@ -5,6 +5,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { jobHookPaths } from '../services/job-hooks.js';
 import { createWorld, JIT_SECRET, JOB_ID, RUN_ID, TEST_RUNNER_USER, TOKEN_SECRET, type World } from './support/agent-world.js';
 import { startMoto, type Moto } from './support/moto.js';
 
@@ -80,13 +82,26 @@ describe('the built agent, end to end', () => {
   it('SIGTERM mid-job: runner signalled and gone, interrupted by sigterm, instance terminated', async () => {
     world = await createWorld({ moto, runner: { behavior: 'hang' } });
     await world.putRunnerConfig({ jit_config: JIT_SECRET });
+    let killAt = 0;
+    let forwardedAt = 0;
     const { child, done } = world.startAgent({}, {
       onLine: (line) => {
-        if (line.includes('"state":"running"')) setTimeout(() => child.kill('SIGTERM'), 1500);
+        if (line.includes('"state":"running"')) {
+          setTimeout(() => {
+            killAt = Date.now();
+            child.kill('SIGTERM');
+          }, 1500);
+        }
+        if (line.includes('sent SIGTERM to the runner process group')) forwardedAt = Date.now();
       },
     });
     const run = await done;
     expect(run.exitCode).toBe(0);
+    // The stop reaches the runner fast (goal 100 ms; generous bound for a loaded machine).
+    const forwardMs = forwardedAt - killAt;
+    process.stdout.write(`SIGTERM to the agent → SIGTERM to the runner's group: ${forwardMs} ms\n`);
+    expect(forwardedAt).toBeGreaterThan(0);
+    expect(forwardMs).toBeLessThan(1000);
     const telemetry = await world.telemetry();
     expect(telemetry.map((m) => m.status)).toEqual(['started', 'interrupted']);
     expect(telemetry[1]).toMatchObject({ interrupted_by: 'sigterm' });
@@ -94,14 +109,46 @@ describe('the built agent, end to end', () => {
     expect(await world.instanceState()).toBe('terminated');
   });
 
+  it('the job hooks hand the job identity to the agent: the final message carries it', async () => {
+    world = await createWorld({ moto, runner: { behavior: 'hang' } });
+    await world.putRunnerConfig({ jit_config: JIT_SECRET, run_id: undefined });
+    let hook: ReturnType<typeof spawnSync> | undefined;
+    const { child, done } = world.startAgent({}, {
+      onLine: (line) => {
+        if (!line.includes('"state":"running"')) return;
+        setTimeout(() => {
+          // What the runner does at job start: run ACTIONS_RUNNER_HOOK_JOB_STARTED with the job's variables.
+          const env = { PATH: process.env.PATH, GITHUB_RUN_ID: '555000111', GITHUB_RUN_ATTEMPT: '2', GITHUB_JOB: 'unit', GITHUB_REPOSITORY: 'acme/app', GITHUB_WORKFLOW: 'CI' };
+          hook = spawnSync(jobHookPaths(world.stateDir).started, [], { env, encoding: 'utf8', timeout: 5000 });
+          child.kill('SIGTERM');
+        }, 800);
+      },
+    });
+    const run = await done;
+    expect(hook?.status).toBe(0);
+    expect(run.exitCode).toBe(0);
+    const final = (await world.telemetry()).at(-1)!;
+    expect(final).toMatchObject({
+      status: 'interrupted',
+      run_id: '555000111',
+      github: { run_id: '555000111', run_attempt: '2', job: 'unit', repository: 'acme/app', workflow: 'CI' },
+    });
+  });
+
   it('a spot notice stops the job: interrupted by spot', async () => {
     world = await createWorld({ moto, runner: { behavior: 'hang' } });
     await world.putRunnerConfig({ jit_config: JIT_SECRET });
-    const { done } = world.startAgent({}, {
+    let noticeAt = 0;
+    let seenAt = 0;
+    const { done } = world.startAgent({ RUNS_FLEET_SPOT_POLL_SECONDS: '1' }, {
       onLine: (line) => {
         if (line.includes('"state":"running"')) {
-          setTimeout(() => world.imds.setSpotAction({ action: 'terminate', time: new Date(Date.now() + 120_000).toISOString() }), 1000);
+          setTimeout(() => {
+            noticeAt = Date.now();
+            world.imds.setSpotAction({ action: 'terminate', time: new Date(Date.now() + 120_000).toISOString() });
+          }, 1000);
         }
+        if (line.includes('"msg":"spot interruption notice"')) seenAt = Date.now();
       },
     });
     const run = await done;
@@ -109,6 +156,11 @@ describe('the built agent, end to end', () => {
     const final = (await world.telemetry()).at(-1)!;
     expect(final).toMatchObject({ status: 'interrupted', interrupted_by: 'spot' });
     expect(world.runnerProcesses()).toEqual([]);
+    // Detected within one poll period (1 s here), with a generous margin for a loaded machine.
+    const detectMs = seenAt - noticeAt;
+    process.stdout.write(`spot notice detected ${detectMs} ms after it appeared (poll period 1000 ms)\n`);
+    expect(seenAt).toBeGreaterThan(0);
+    expect(detectMs).toBeLessThan(2000);
   });
 
   it('a runner that ignores SIGTERM is killed after the grace period', async () => {
