@@ -35,19 +35,39 @@ function guardLabel(guard: unknown): string {
   return type ? ` [${type}]` : ' [guard]';
 }
 
+const handles = (node: AnyStateNode, eventType: string) => node.transitions.has(eventType);
+const subtreeHandles = (node: AnyStateNode, eventType: string): boolean =>
+  handles(node, eventType) || Object.values(node.states).some((child) => subtreeHandles(child, eventType));
+
+/**
+ * Where a root-level transition really applies: from a whole top-level state when nothing in
+ * it handles the event; otherwise from each descendant whose own ancestors leave it unhandled.
+ */
+function rootSources(machine: AnyStateMachine, eventType: string): AnyStateNode[] {
+  const sources: AnyStateNode[] = [];
+  const visit = (node: AnyStateNode) => {
+    if (handles(node, eventType)) return;
+    if (!subtreeHandles(node, eventType)) {
+      sources.push(node);
+      return;
+    }
+    for (const child of Object.values(node.states)) visit(child);
+  };
+  for (const top of Object.values(machine.root.states)) visit(top);
+  return sources;
+}
+
 /** Every state node and every transition that changes state, with root transitions drawn from each top-level state they apply to. */
 export function machineGraph(machine: AnyStateMachine): Graph {
   const nodes: AnyStateNode[] = [];
   const edges: Edge[] = [];
   const visit = (node: AnyStateNode) => {
     if (node !== machine.root) nodes.push(node);
-    const sources = node === machine.root ? Object.values(machine.root.states) : [node];
     for (const [eventType, transitions] of node.transitions) {
+      const sources = node === machine.root ? rootSources(machine, eventType) : [node];
       for (const t of transitions) {
         for (const target of t.target ?? []) {
           for (const source of sources) {
-            // A root transition applies only where the top-level state does not handle the event itself.
-            if (node === machine.root && source.transitions.has(eventType)) continue;
             edges.push({ from: idOf(source), to: idOf(target), label: eventLabel(node, eventType) + guardLabel(t.guard) });
           }
         }
@@ -119,7 +139,17 @@ export function toDot(machine: AnyStateMachine): string {
     while (Object.keys(node.states).length > 0 && node.initial?.target[0]) node = node.initial.target[0];
     return idOf(node);
   };
-  for (const e of edges) lines.push(`  ${leaf(e.from)} -> ${leaf(e.to)} [label="${e.label.replace(/"/g, "'")}"];`);
+  const isCompound = (id: string) => {
+    let node = machine.root as AnyStateNode;
+    for (const key of id.split('_')) node = node.states[key] ?? node;
+    return Object.keys(node.states).length > 0;
+  };
+  for (const e of edges) {
+    const attrs = [`label="${e.label.replace(/"/g, "'")}"`];
+    if (isCompound(e.from)) attrs.push(`ltail=cluster_${e.from}`);
+    if (isCompound(e.to) && e.to !== e.from) attrs.push(`lhead=cluster_${e.to}`);
+    lines.push(`  ${leaf(e.from)} -> ${leaf(e.to)} [${attrs.join(', ')}];`);
+  }
   lines.push('}');
   return `${lines.join('\n')}\n`;
 }

@@ -58,7 +58,10 @@ export interface World {
   /** The environment the agent gets (moto endpoints, fakes, short timers). */
   env(overrides?: Record<string, string | undefined>): Record<string, string>;
   /** Start the built agent; resolves when it exits. */
-  startAgent(overrides?: Record<string, string | undefined>, options?: { onLine?: (line: string) => void }): {
+  startAgent(
+    overrides?: Record<string, string | undefined>,
+    options?: { onLine?: (line: string) => void; args?: string[]; bin?: string[] },
+  ): {
     child: ReturnType<typeof spawn>;
     done: Promise<AgentRun>;
   };
@@ -181,7 +184,8 @@ export async function createWorld(options: WorldOptions = {}): Promise<World> {
     },
     startAgent(overrides = {}, options = {}) {
       const started = Date.now();
-      const child = spawn(process.execPath, [AGENT_BUNDLE, 'run'], { env: world.env(overrides), stdio: ['ignore', 'pipe', 'pipe'] });
+      const [file, ...prefix] = options.bin ?? [process.execPath, AGENT_BUNDLE];
+      const child = spawn(file!, [...prefix, 'run', ...(options.args ?? [])], { env: world.env(overrides), stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
       let pending = '';
