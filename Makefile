@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED := true
 JEST := NODE_OPTIONS=--experimental-vm-modules node_modules/.bin/jest
 
-.PHONY: all install build typecheck test demo bench diagram clean systemd-analyze
+.PHONY: all install build typecheck test demo bench diagram clean systemd-analyze graphviz
 
 all: build
 
@@ -30,7 +30,11 @@ systemd-analyze:
 test: typecheck build systemd-analyze
 	$(JEST) $(JEST_ARGS)
 
-demo: build
+# Graphviz renders the state diagram picture; Debian's package when missing.
+graphviz:
+	@command -v dot >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null; }
+
+demo: build graphviz
 	node scripts/run-ts.mjs scripts/demo.ts
 
 bench: build
@@ -41,3 +45,36 @@ diagram: node_modules/.installed
 
 clean:
 	rm -rf dist .build
+
+# --- Artifacts and deploy (issue 7) ---------------------------------------------------------
+# make dist: the bundle, the single executable dist/runs-fleet-agent-linux-{x64|arm64} (Node SEA,
+# scripts/sea.mjs) and the release tarball dist/runs-fleet-agent-{version}-linux-{arch}.tar.gz
+# with its .sha256 (scripts/release.mjs). make release: the same, checksum verified.
+# make publish BUCKET=name [PREFIX=agent]: upload the tarball and checksum to
+# s3://BUCKET/PREFIX/{version}/{arch}/ and point PREFIX/latest at the version (scripts/publish.mjs).
+.PHONY: dist release publish
+DIST_ARCH := $(subst x86_64,x64,$(subst aarch64,arm64,$(shell uname -m)))
+DIST_VERSION := $(shell sed -n 's/^  "version": "\(.*\)",$$/\1/p' package.json)
+DIST_BIN := dist/runs-fleet-agent-linux-$(DIST_ARCH)
+DIST_TARBALL := dist/runs-fleet-agent-$(DIST_VERSION)-linux-$(DIST_ARCH).tar.gz
+
+$(DIST_BIN): dist/runs-fleet-agent.cjs scripts/sea.mjs
+	node scripts/sea.mjs
+
+$(DIST_TARBALL): $(DIST_BIN) scripts/release.mjs deploy/install.sh deploy/systemd/runs-fleet-agent.service deploy/agent.env.example README.md $(wildcard docs/operations.md docs/iam-policy.json)
+	node scripts/release.mjs
+
+dist: build $(DIST_TARBALL)
+
+release: dist
+	cd dist && sha256sum -c $(notdir $(DIST_TARBALL)).sha256
+
+# Checked before anything is built.
+ifneq ($(filter publish,$(MAKECMDGOALS)),)
+ifeq ($(strip $(BUCKET)),)
+$(error usage: make publish BUCKET=name [PREFIX=agent])
+endif
+endif
+
+publish: release
+	node scripts/publish.mjs --bucket '$(BUCKET)' --prefix '$(or $(PREFIX),agent)' --file $(DIST_TARBALL)
