@@ -8,6 +8,7 @@
  * shutdown); it never rejects.
  */
 import type { S3Client } from '@aws-sdk/client-s3';
+import type { ClientFactory } from '../services/aws-clients.js';
 import { fromPromise } from 'xstate';
 import type { DownloadInput } from '../machines/actor-contracts.js';
 import type { InstalledRunner } from '../machines/types.js';
@@ -21,7 +22,7 @@ import type { Settings } from '../services/settings.js';
 
 export interface DownloadRunnerDeps {
   logger: Logger;
-  s3: (region?: string) => S3Client;
+  s3: ClientFactory<S3Client>;
   fetch?: Fetch;
   /** Receives each background S3 cache upload. */
   onCacheUpload?: (upload: Promise<void>) => void;
@@ -33,7 +34,7 @@ export function downloadRunner(deps: DownloadRunnerDeps) {
   return fromPromise<InstalledRunner, DownloadInput>(async ({ input, signal }) => {
     const { settings, attempt } = input;
     const owner = await (deps.owner ?? runnerUserOwner(deps.logger))(settings);
-    const cache = settings.configBucket ? new RunnerCache(deps.s3(settings.region), settings.configBucket) : undefined;
+    const cache = settings.configBucket ? new RunnerCache(await deps.s3(settings.region), settings.configBucket) : undefined;
     const { runner, cacheUpload } = await acquireRunner({ settings, logger: deps.logger, signal, fetch: deps.fetch, cache, owner, attempt });
     if (cacheUpload) deps.onCacheUpload?.(cacheUpload);
     return runner;

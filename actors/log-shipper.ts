@@ -1,4 +1,5 @@
 import type { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
+import type { ClientFactory } from '../services/aws-clients.js';
 import { fromCallback, type AnyEventObject } from 'xstate';
 import type { WatchdogInput } from '../machines/actor-contracts.js';
 import type { AgentEvent } from '../machines/events.js';
@@ -10,7 +11,7 @@ import { streamName, type LogShipper } from '../services/log-shipper.js';
  * RUNS_FLEET_LOG_GROUP is set (else the shipper drops its buffer: nothing to ship to).
  * Stopping the actor ends the periodic timer only: what is queued stays for `flushLogs`.
  */
-export function logShipper(deps: { shipper: LogShipper; logs: (region?: string) => CloudWatchLogsClient; logger: Logger }) {
+export function logShipper(deps: { shipper: LogShipper; logs: ClientFactory<CloudWatchLogsClient>; logger: Logger }) {
   return fromCallback<AnyEventObject, WatchdogInput, AgentEvent>(({ input }) => {
     const { settings, identity, jobSpec } = input;
     const { shipper } = deps;
@@ -25,7 +26,20 @@ export function logShipper(deps: { shipper: LogShipper; logs: (region?: string) 
     }
     const stream = streamName(instanceId, jobSpec?.runId, jobSpec?.jobId);
     deps.logger.info({ log_group: settings.logGroup, log_stream: stream }, 'shipping logs to CloudWatch');
-    void shipper.start({ client: deps.logs(identity?.region ?? settings.region), logGroup: settings.logGroup, stream });
-    return () => shipper.stop();
+    const logGroup = settings.logGroup;
+    let stopped = false;
+    // The client's package loads lazily. Start even if stopped meanwhile (the final flush
+    // still needs the stream), but then without the periodic timer.
+    void Promise.resolve(deps.logs(identity?.region ?? settings.region)).then(
+      async (client) => {
+        await shipper.start({ client, logGroup, stream });
+        if (stopped) shipper.stop();
+      },
+      (error: unknown) => shipper.disable(`log shipping disabled: ${(error as Error).message}`),
+    );
+    return () => {
+      stopped = true;
+      shipper.stop();
+    };
   });
 }

@@ -1,15 +1,15 @@
 import type { SQSClient } from '@aws-sdk/client-sqs';
+import type { ClientFactory } from '../services/aws-clients.js';
 import { fromPromise } from 'xstate';
 import type { TelemetryInput, TelemetryResult } from '../machines/actor-contracts.js';
 import type { JobIdentity } from '../services/job-hooks.js';
 import type { Logger } from '../services/logger.js';
 import type { SecretVault } from '../services/secrets.js';
-import { sendTelemetry as send } from '../services/telemetry.js';
 
 export interface SendTelemetryDeps {
   logger: Logger;
   vault: SecretVault;
-  sqs: (region?: string) => SQSClient;
+  sqs: ClientFactory<SQSClient>;
   /** What the job hooks recorded, if they ran (services/job-hooks.ts readJobIdentity). */
   jobIdentity?: () => Promise<JobIdentity | undefined>;
 }
@@ -26,7 +26,8 @@ export function sendTelemetry(deps: SendTelemetryDeps) {
       const identity = await deps.jobIdentity().catch(() => undefined);
       if (identity) message = withJobIdentity(message, identity);
     }
-    return send({ client: deps.sqs(input.region), queueUrl: input.queueUrl, message, signal, vault: deps.vault, logger: deps.logger });
+    const { sendTelemetry: send } = await import('../services/telemetry.js'); // loaded when the first message goes out
+    return send({ client: await deps.sqs(input.region), queueUrl: input.queueUrl, message, signal, vault: deps.vault, logger: deps.logger });
   });
 }
 
