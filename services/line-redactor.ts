@@ -10,8 +10,8 @@
  *   add VALUE to the vault; the line itself goes on as `::add-mask::***`.
  *
  * Handlers receive `(line, continued)`: `continued` is true for the pieces that
- * follow the first piece of a long line (the same contract as `LineSplitter`),
- * which `LogShipper.runnerLine(line, ts, continued)` takes as is.
+ * follow the first piece of a long line, which `LogShipper.runnerLine(line, ts, continued)`
+ * takes as is.
  */
 import { StringDecoder } from 'node:string_decoder';
 import { REDACTED, type SecretVault } from './secrets.js';

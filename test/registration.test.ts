@@ -20,30 +20,14 @@ import { startRunnerProcess } from '../services/runner-process.js';
 import { SecretVault } from '../services/secrets.js';
 import { parseSettings, type Settings } from '../services/settings.js';
 import { buildFakeRunnerTarball, readConfigArgs, readRunnerEnv, writeRunnerOverride, type FakeRunnerOptions } from './support/fake-runner.js';
+import { runnerUserTests } from './support/runner-user-tests.js';
+import { TEST_USER } from './support/test-user.js';
 
 const VERSION = '2.330.0';
-const TEST_USER = 'rfa-test-runner';
 const TOKEN = 'AABBCCDDEEFFREGISTRATIONTOKEN';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function ensureTestUser(): { uid: number; gid: number } | string {
-  const lookup = () => spawnSync('getent', ['passwd', TEST_USER], { encoding: 'utf8' });
-  if (lookup().status !== 0) {
-    if (spawnSync('sh', ['-c', 'command -v useradd'], { encoding: 'utf8' }).status !== 0) return 'useradd is not available';
-    for (let i = 0; i < 5 && lookup().status !== 0; i++) {
-      spawnSync('useradd', ['--system', '--create-home', '--shell', '/bin/bash', TEST_USER], { encoding: 'utf8' });
-      if (lookup().status !== 0) spawnSync('sleep', ['0.2']);
-    }
-  }
-  const entry = lookup();
-  if (entry.status !== 0) return `could not create the user ${TEST_USER}`;
-  const [, , uid, gid] = entry.stdout.trim().split(':');
-  return { uid: Number(uid), gid: Number(gid) };
-}
-const testUser = process.getuid?.() === 0 ? ensureTestUser() : 'the tests do not run as root';
-const asUser = typeof testUser === 'string' ? it.skip : it;
-if (typeof testUser === 'string') console.warn(`SKIPPED: runner-user tests need a non-root user: ${testUser}`);
-const user = typeof testUser === 'string' ? { uid: -1, gid: -1 } : testUser;
+const { user, asUser } = runnerUserTests('runner-user tests');
 
 const logger = pino({ level: 'silent' });
 const AGENT_ENV = { PATH: process.env.PATH ?? '/usr/bin:/bin', AWS_SECRET_ACCESS_KEY: 'agent-aws-secret', RUNS_FLEET_LOG_GROUP: 'g' };

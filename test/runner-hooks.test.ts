@@ -10,27 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dirname } from 'node:path';
 import { hooksUsableBy, installJobHooks, jobHookPaths, readJobIdentity } from '../services/job-hooks.js';
+import { runnerUserTests } from './support/runner-user-tests.js';
 
-const TEST_USER = 'rfa-test-runner';
 
-function ensureTestUser(): { uid: number; gid: number } | string {
-  const lookup = () => spawnSync('getent', ['passwd', TEST_USER], { encoding: 'utf8' });
-  if (lookup().status !== 0) {
-    if (spawnSync('sh', ['-c', 'command -v useradd'], { encoding: 'utf8' }).status !== 0) return 'useradd is not available';
-    for (let i = 0; i < 5 && lookup().status !== 0; i++) {
-      spawnSync('useradd', ['--system', '--create-home', '--shell', '/bin/bash', TEST_USER], { encoding: 'utf8' });
-      if (lookup().status !== 0) spawnSync('sleep', ['0.2']);
-    }
-  }
-  const entry = lookup();
-  if (entry.status !== 0) return `could not create the user ${TEST_USER}`;
-  const [, , uid, gid] = entry.stdout.trim().split(':');
-  return { uid: Number(uid), gid: Number(gid) };
-}
-const testUser = process.getuid?.() === 0 ? ensureTestUser() : 'the tests do not run as root';
-const asUser = typeof testUser === 'string' ? it.skip : it;
-if (typeof testUser === 'string') console.warn(`SKIPPED: runner-user hook tests need a non-root user: ${testUser}`);
-const user = typeof testUser === 'string' ? { uid: -1, gid: -1 } : testUser;
+const { user, asUser } = runnerUserTests('runner-user hook tests');
 
 const GITHUB = {
   GITHUB_RUN_ID: '1234567890',

@@ -3,23 +3,25 @@
  * very long lines) and lines → meaning (the lines actions/runner prints).
  */
 import { describe, it, expect } from '@jest/globals';
-import { LineSplitter, MAX_LINE_BYTES, parseRunnerLine } from '../services/runner-output.js';
+import { LineRedactor } from '../services/line-redactor.js';
+import { parseRunnerLine } from '../services/runner-output.js';
+import { SecretVault } from '../services/secrets.js';
 
 interface Piece {
   line: string;
   continued: boolean;
 }
 
-function split(chunks: (string | Buffer)[], maxBytes?: number): Piece[] {
+function split(chunks: (string | Buffer)[], maxChars?: number): Piece[] {
   const out: Piece[] = [];
-  const splitter = new LineSplitter((line, continued) => out.push({ line, continued }), maxBytes);
+  const splitter = new LineRedactor(new SecretVault(), (line, continued) => out.push({ line, continued }), { maxLineChars: maxChars });
   for (const c of chunks) splitter.push(c);
   splitter.end();
   return out;
 }
-const lines = (chunks: (string | Buffer)[], maxBytes?: number) => split(chunks, maxBytes).map((p) => p.line);
+const lines = (chunks: (string | Buffer)[]) => split(chunks).map((p) => p.line);
 
-describe('LineSplitter', () => {
+describe('splitting the runner output into lines (LineRedactor, no secrets)', () => {
   it('splits on LF and keeps empty lines', () => {
     expect(lines(['a\nb\n\nc\n'])).toEqual(['a', 'b', '', 'c']);
   });
@@ -48,46 +50,6 @@ describe('LineSplitter', () => {
     expect(lines(['a\nlast'])).toEqual(['a', 'last']);
     expect(lines([])).toEqual([]);
     expect(lines(['a\n'])).toEqual(['a']);
-  });
-
-  it('caps very long lines: pieces of at most maxBytes, the rest as continuation pieces', () => {
-    const long = 'x'.repeat(25);
-    expect(split([long + '\nnext\n'], 10)).toEqual([
-      { line: 'x'.repeat(10), continued: false },
-      { line: 'x'.repeat(10), continued: true },
-      { line: 'x'.repeat(5), continued: true },
-      { line: 'next', continued: false },
-    ]);
-    // Streamed in small chunks, the splitter never holds more than ~2 caps.
-    const streamed = split([...long].concat(['\n']), 10);
-    expect(streamed.map((p) => p.line).join('')).toBe(long);
-    expect(streamed.every((p) => Buffer.byteLength(p.line) <= 10)).toBe(true);
-    expect(streamed[0]!.continued).toBe(false);
-    expect(streamed.slice(1).every((p) => p.continued)).toBe(true);
-  });
-
-  it('a line of exactly the cap, with CRLF split off, is one piece (no empty continuation)', () => {
-    expect(split(['x'.repeat(10) + '\r', '\n'], 10)).toEqual([{ line: 'x'.repeat(10), continued: false }]);
-    expect(split(['x'.repeat(20) + '\r\n'], 10)).toEqual([
-      { line: 'x'.repeat(10), continued: false },
-      { line: 'x'.repeat(10), continued: true },
-    ]);
-  });
-
-  it('never cuts inside a UTF-8 character', () => {
-    const text = '€'.repeat(10); // 3 bytes each
-    const pieces = split([text + '\n'], 10);
-    expect(pieces.map((p) => p.line).join('')).toBe(text);
-    expect(pieces.every((p) => !p.line.includes('\uFFFD') && Buffer.byteLength(p.line) <= 10)).toBe(true);
-  });
-
-  it('a 3 MiB line at the default cap: 1 MiB pieces, nothing lost, then the next line', () => {
-    const big = Buffer.alloc(3 * MAX_LINE_BYTES + 5, 'a');
-    const chunks: Buffer[] = [];
-    for (let i = 0; i < big.length; i += 65536) chunks.push(big.subarray(i, i + 65536));
-    const pieces = split([...chunks, Buffer.from('\n2025-01-01 12:00:00Z: Listening for Jobs\n')]);
-    expect(pieces.map((p) => p.line.length)).toEqual([MAX_LINE_BYTES, MAX_LINE_BYTES, MAX_LINE_BYTES, 5, 40]);
-    expect(pieces.map((p) => p.continued)).toEqual([false, true, true, true, false]);
   });
 });
 

@@ -19,33 +19,16 @@ import { sessionMembers, startRunnerProcess, type OutputStream } from '../servic
 import { SecretVault } from '../services/secrets.js';
 import { parseSettings, type Settings } from '../services/settings.js';
 import { buildFakeRunnerTarball, readRunnerEnv, writeRunnerOverride, type FakeRunnerOptions } from './support/fake-runner.js';
+import { runnerUserTests } from './support/runner-user-tests.js';
+import { TEST_USER } from './support/test-user.js';
 
 const VERSION = '2.330.0';
-const TEST_USER = 'rfa-test-runner';
 const JIT_CONFIG = 'eyJmYWtlIjoiaml0LWNvbmZpZy1zZWNyZXQifQ==';
 const CACHE_TOKEN = 'cache-token-secret-123';
 const CACHE_URL = 'https://cache.example.test/tenant/';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Create the unprivileged test user once (we run as root here). */
-function ensureTestUser(): { uid: number; gid: number; home: string } | string {
-  const lookup = () => spawnSync('getent', ['passwd', TEST_USER], { encoding: 'utf8' });
-  if (lookup().status !== 0) {
-    if (spawnSync('sh', ['-c', 'command -v useradd'], { encoding: 'utf8' }).status !== 0) return 'useradd is not available';
-    for (let i = 0; i < 5 && lookup().status !== 0; i++) {
-      spawnSync('useradd', ['--system', '--create-home', '--shell', '/bin/bash', TEST_USER], { encoding: 'utf8' });
-      if (lookup().status !== 0) spawnSync('sleep', ['0.2']); // another test file may hold the passwd lock
-    }
-  }
-  const entry = lookup();
-  if (entry.status !== 0) return `could not create the user ${TEST_USER}`;
-  const [, , uid, gid, , home] = entry.stdout.trim().split(':');
-  return { uid: Number(uid), gid: Number(gid), home: home! };
-}
-const testUser = process.getuid?.() === 0 ? ensureTestUser() : 'the tests do not run as root';
-const asUser = typeof testUser === 'string' ? it.skip : it;
-if (typeof testUser === 'string') console.warn(`SKIPPED: runner-user tests need a non-root user: ${testUser}`);
-const user = typeof testUser === 'string' ? { uid: -1, gid: -1, home: '' } : testUser;
+const { user, asUser } = runnerUserTests('runner-user tests');
 
 interface LogRecord {
   level: string;

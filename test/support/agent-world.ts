@@ -9,7 +9,7 @@ import { DescribeInstancesCommand, EC2Client, RunInstancesCommand } from '@aws-s
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { CreateQueueCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { GetParameterCommand, PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -17,6 +17,7 @@ import { startFakeGitHub, type FakeGitHub } from './fake-github.js';
 import { startFakeImds, type FakeImds } from './fake-imds.js';
 import { buildFakeRunnerTarball, type FakeRunnerOptions } from './fake-runner.js';
 import { MOTO_REGION, startMoto, type Moto } from './moto.js';
+import { ensureUser } from './test-user.js';
 
 export const RUNNER_VERSION = '2.330.0';
 export const JIT_SECRET = 'eyJmYWtlIjoiaml0LWNvbmZpZy1zZWNyZXQtdmFsdWUifQ==';
@@ -74,15 +75,12 @@ export interface World {
   close(): Promise<void>;
 }
 
+/** The runner user for the agent when the tests run as root (else the agent runs the runner as itself). */
 export function ensureRunnerUser(): string | undefined {
   if (process.getuid?.() !== 0) return undefined;
-  if (spawnSync('id', ['-u', TEST_RUNNER_USER]).status !== 0) {
-    const made = spawnSync('useradd', ['--system', '--create-home', '--shell', '/bin/bash', TEST_RUNNER_USER], { encoding: 'utf8' });
-    if (made.status !== 0 && spawnSync('id', ['-u', TEST_RUNNER_USER]).status !== 0) {
-      throw new Error(`could not create the test runner user ${TEST_RUNNER_USER}: ${made.stderr}`);
-    }
-  }
-  return TEST_RUNNER_USER;
+  const user = ensureUser(TEST_RUNNER_USER);
+  if (typeof user === 'string') throw new Error(`could not create the test runner user ${TEST_RUNNER_USER}: ${user}`);
+  return user.name;
 }
 
 export interface WorldOptions {

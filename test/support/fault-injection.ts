@@ -3,11 +3,11 @@
  * (a) SIGTERM, (b) a failing dependency, (c) a hang, (d) SIGKILL of the agent — each run
  * against the built agent as a process, with moto and the fakes.
  */
-import { expect } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { startBadEndpoint, type BadEndpoint } from './bad-endpoints.js';
 import { createWorld, JIT_SECRET, TOKEN_SECRET, type AgentRun, type World } from './agent-world.js';
 import type { FakeRunnerOptions } from './fake-runner.js';
-import type { Moto } from './moto.js';
+import { startMoto, type Moto } from './moto.js';
 
 export type Fault = 'SIGTERM' | 'failing dependency' | 'hang' | 'SIGKILL';
 
@@ -200,3 +200,32 @@ export const TABLE_HEADER = [
   '| state | fault | injected | agent | instance | final telemetry | runner procs left | time | result |',
   '|---|---|---|---|---|---|---|---|---|',
 ];
+
+/** One jest suite over the cases of `states`, printing its table of cases → outcome at the end. */
+export function defineFaultSuite(part: string, states: string[]): void {
+  let moto: Moto;
+  let bad: Bad;
+  const rows: string[] = [];
+  beforeAll(async () => {
+    moto = await startMoto();
+    bad = await startBad();
+  });
+  afterAll(async () => {
+    process.stdout.write(`\nfault injection (${part}):\n${[...TABLE_HEADER, ...rows].join('\n')}\n`);
+    await Promise.all([moto.stop(), bad.down.close(), bad.hang.close()]);
+  });
+  describe(`fault injection (${part} states)`, () => {
+    for (const c of CASES.filter((x) => states.includes(x.state))) {
+      it(`${c.state} / ${c.fault}: ${c.what}`, async () => {
+        const result = await runCase(c, moto, bad);
+        try {
+          assertCase(result);
+          rows.push(tableRow(result, true));
+        } catch (error) {
+          rows.push(tableRow(result, false));
+          throw error;
+        }
+      }, 60_000);
+    }
+  });
+}
