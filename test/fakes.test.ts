@@ -5,7 +5,7 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MetadataService } from '@aws-sdk/ec2-metadata-service';
@@ -13,10 +13,10 @@ import { startFakeImds, type FakeImds } from './support/fake-imds.js';
 import { startFakeGitHub, type FakeGitHub } from './support/fake-github.js';
 import {
   buildFakeRunnerTarball,
+  extractFakeRunner,
   readConfigArgs,
   readRunnerEnv,
   sha256,
-  writeRunnerOverride,
   type FakeRunnerOptions,
 } from './support/fake-runner.js';
 
@@ -278,11 +278,7 @@ describe('fake actions/runner', () => {
   async function install(override?: Partial<FakeRunnerOptions>): Promise<string> {
     const dir = await mkdtemp(join(tmpdir(), 'fake-runner-test-'));
     dirs.push(dir);
-    await writeFile(join(dir, 'runner.tar.gz'), tarball);
-    const tar = spawnSync('tar', ['-xzf', 'runner.tar.gz'], { cwd: dir, encoding: 'utf8' });
-    expect(tar.status).toBe(0);
-    await rm(join(dir, 'runner.tar.gz'));
-    if (override) await writeRunnerOverride(dir, override);
+    await extractFakeRunner(tarball, dir, override);
     return dir;
   }
 

@@ -19,7 +19,7 @@ import { configArgs, registerRunnerService, runnerName } from '../services/regis
 import { startRunnerProcess } from '../services/runner-process.js';
 import { SecretVault } from '../services/secrets.js';
 import { parseSettings, type Settings } from '../services/settings.js';
-import { buildFakeRunnerTarball, readConfigArgs, readRunnerEnv, writeRunnerOverride, type FakeRunnerOptions } from './support/fake-runner.js';
+import { buildFakeRunnerTarball, extractFakeRunner, readConfigArgs, readRunnerEnv, writeRunnerOverride, type FakeRunnerOptions } from './support/fake-runner.js';
 import { runnerUserTests } from './support/runner-user-tests.js';
 import { TEST_USER } from './support/test-user.js';
 
@@ -96,9 +96,7 @@ describe('registration with the fake actions/runner', () => {
     const dir = join(base, 'actions-runner');
     const stateDir = join(base, 'state');
     await mkdir(dir);
-    await writeFile(join(dir, 'runner.tar.gz'), tarball);
-    expect(spawnSync('tar', ['-xzf', 'runner.tar.gz'], { cwd: dir }).status).toBe(0);
-    await rm(join(dir, 'runner.tar.gz'));
+    await extractFakeRunner(tarball, dir);
     if (opts.override) await writeRunnerOverride(dir, opts.override);
     const { settings } = parseSettings({
       RUNS_FLEET_RUNNER_DIR: dir,

@@ -18,7 +18,7 @@ import type { InstalledRunner, JobSpec } from '../machines/types.js';
 import { sessionMembers, startRunnerProcess, type OutputStream } from '../services/runner-process.js';
 import { SecretVault } from '../services/secrets.js';
 import { parseSettings, type Settings } from '../services/settings.js';
-import { buildFakeRunnerTarball, readRunnerEnv, writeRunnerOverride, type FakeRunnerOptions } from './support/fake-runner.js';
+import { buildFakeRunnerTarball, extractFakeRunner, readRunnerEnv, writeRunnerOverride, type FakeRunnerOptions } from './support/fake-runner.js';
 import { runnerUserTests } from './support/runner-user-tests.js';
 import { TEST_USER } from './support/test-user.js';
 
@@ -89,9 +89,7 @@ describe('runner process (fake actions/runner)', () => {
     const stateDir = join(base, 'state');
     await mkdir(dir);
     await chmod(base, 0o755);
-    await writeFile(join(dir, 'runner.tar.gz'), tarball);
-    expect(spawnSync('tar', ['-xzf', 'runner.tar.gz'], { cwd: dir }).status).toBe(0);
-    await rm(join(dir, 'runner.tar.gz'));
+    await extractFakeRunner(tarball, dir);
     if (opts.override) await writeRunnerOverride(dir, opts.override);
     const { settings, errors } = parseSettings({
       RUNS_FLEET_RUNNER_DIR: dir,

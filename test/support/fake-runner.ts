@@ -12,6 +12,7 @@
  *   .fake-runner.override.json  written by tests (`writeRunnerOverride`): wins key by key
  *                               over .fake-runner.json, read at run time.
  */
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -119,4 +120,11 @@ export async function readRunnerEnv(runnerDir: string): Promise<Record<string, s
 /** The argv of the last `config.sh` call (`_diag/config-args.json`). */
 export async function readConfigArgs(runnerDir: string): Promise<string[]> {
   return JSON.parse(await readFile(join(runnerDir, '_diag/config-args.json'), 'utf8')) as string[];
+}
+
+/** Unpack a fake runner tarball into `dir` (which must exist), as an AMI bake would; `override` as in writeRunnerOverride. */
+export async function extractFakeRunner(tarball: Buffer, dir: string, override?: Partial<FakeRunnerOptions>): Promise<void> {
+  const tar = spawnSync('tar', ['-xzf', '-'], { cwd: dir, input: tarball, encoding: 'utf8' });
+  if (tar.status !== 0) throw new Error(`could not extract the fake runner into ${dir}: ${tar.stderr}`);
+  if (override) await writeRunnerOverride(dir, override);
 }
