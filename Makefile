@@ -26,8 +26,9 @@ typecheck: node_modules/.installed
 systemd-analyze:
 	@command -v systemd-analyze >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null; }
 
-# Typecheck, build (end-to-end tests run the bundle as a process), then every test.
-test: typecheck build systemd-analyze
+# Typecheck, build the bundle and the single binary (end-to-end tests run both as a process),
+# then every test.
+test: typecheck build binary systemd-analyze
 	$(JEST) $(JEST_ARGS)
 
 # Graphviz renders the state diagram picture; Debian's package when missing.
@@ -60,6 +61,9 @@ DIST_TARBALL := dist/runs-fleet-agent-$(DIST_VERSION)-linux-$(DIST_ARCH).tar.gz
 
 $(DIST_BIN): dist/runs-fleet-agent.cjs scripts/sea.mjs
 	node scripts/sea.mjs
+
+.PHONY: binary
+binary: $(DIST_BIN)
 
 $(DIST_TARBALL): $(DIST_BIN) scripts/release.mjs deploy/install.sh deploy/systemd/runs-fleet-agent.service deploy/agent.env.example README.md $(wildcard docs/operations.md docs/iam-policy.json)
 	node scripts/release.mjs

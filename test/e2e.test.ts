@@ -7,7 +7,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { jobHookPaths } from '../services/job-hooks.js';
-import { createWorld, JIT_SECRET, JOB_ID, RUN_ID, TEST_RUNNER_USER, TOKEN_SECRET, type World } from './support/agent-world.js';
+import { AGENT_BINARY, createWorld, JIT_SECRET, JOB_ID, RUN_ID, TEST_RUNNER_USER, TOKEN_SECRET, type World } from './support/agent-world.js';
 import { startMoto, type Moto } from './support/moto.js';
 
 let moto: Moto;
@@ -25,9 +25,15 @@ afterEach(async () => {
 
 const states = (logs: Record<string, unknown>[]) => logs.filter((l) => l.msg === 'state').map((l) => l.state);
 
-describe('the built agent, end to end', () => {
+/** The same tests for both artifacts: the bundle under node, and the single executable. */
+const VARIANTS: [string, string[] | undefined][] = [
+  ['bundle', undefined],
+  ['single binary', [AGENT_BINARY]],
+];
+
+describe.each(VARIANTS)('the built agent (%s), end to end', (_variant, agent) => {
   it('runs one JIT job: started then success, logs in CloudWatch, parameter deleted, instance terminated, exit 0', async () => {
-    world = await createWorld({ moto, runner: { behavior: 'lines', lines: 3, jobName: 'unit-tests' } });
+    world = await createWorld({ moto, agent, runner: { behavior: 'lines', lines: 3, jobName: 'unit-tests' } });
     await world.putRunnerConfig({ jit_config: JIT_SECRET });
 
     const run = await world.runAgent();
@@ -52,7 +58,7 @@ describe('the built agent, end to end', () => {
   });
 
   it('registration-token mode runs config.sh with the SPEC arguments, the token never on its command line', async () => {
-    world = await createWorld({ moto, runner: { behavior: 'succeed' } });
+    world = await createWorld({ moto, agent, runner: { behavior: 'succeed' } });
     await world.putRunnerConfig({ jit_token: TOKEN_SECRET, org: 'acme', repo: 'app', labels: ['self-hosted', 'x64'], runner_group: 'ci', runner_name: 'rf-1' });
 
     const run = await world.runAgent({ RUNS_FLEET_RUNNER_DIR: world.runnerDir });
@@ -69,7 +75,7 @@ describe('the built agent, end to end', () => {
   });
 
   it('a failed job reports failure (run.sh still exits 0)', async () => {
-    world = await createWorld({ moto, runner: { behavior: 'fail' } });
+    world = await createWorld({ moto, agent, runner: { behavior: 'fail' } });
     await world.putRunnerConfig({ jit_config: JIT_SECRET });
     const run = await world.runAgent();
     expect(run.exitCode).toBe(0);
@@ -80,7 +86,7 @@ describe('the built agent, end to end', () => {
   });
 
   it('SIGTERM mid-job: runner signalled and gone, interrupted by sigterm, instance terminated', async () => {
-    world = await createWorld({ moto, runner: { behavior: 'hang' } });
+    world = await createWorld({ moto, agent, runner: { behavior: 'hang' } });
     await world.putRunnerConfig({ jit_config: JIT_SECRET });
     let killAt = 0;
     let forwardedAt = 0;
@@ -110,7 +116,7 @@ describe('the built agent, end to end', () => {
   });
 
   it('the job hooks hand the job identity to the agent: the final message carries it', async () => {
-    world = await createWorld({ moto, runner: { behavior: 'hang' } });
+    world = await createWorld({ moto, agent, runner: { behavior: 'hang' } });
     await world.putRunnerConfig({ jit_config: JIT_SECRET, run_id: undefined });
     let hook: ReturnType<typeof spawnSync> | undefined;
     const { child, done } = world.startAgent({}, {
@@ -136,7 +142,7 @@ describe('the built agent, end to end', () => {
   });
 
   it('a spot notice stops the job: interrupted by spot', async () => {
-    world = await createWorld({ moto, runner: { behavior: 'hang' } });
+    world = await createWorld({ moto, agent, runner: { behavior: 'hang' } });
     await world.putRunnerConfig({ jit_config: JIT_SECRET });
     let noticeAt = 0;
     let seenAt = 0;
@@ -164,7 +170,7 @@ describe('the built agent, end to end', () => {
   });
 
   it('a runner that ignores SIGTERM is killed after the grace period', async () => {
-    world = await createWorld({ moto, runner: { behavior: 'ignore-sigterm' } });
+    world = await createWorld({ moto, agent, runner: { behavior: 'ignore-sigterm' } });
     await world.putRunnerConfig({ jit_config: JIT_SECRET });
     const { child, done } = world.startAgent({ RUNS_FLEET_DRAIN_GRACE_SECONDS: '1' }, {
       onLine: (line) => {
@@ -178,7 +184,7 @@ describe('the built agent, end to end', () => {
   });
 
   it('idle timeout: no job → bootstrap_failed with an idle error', async () => {
-    world = await createWorld({ moto, runner: { behavior: 'no-job' } });
+    world = await createWorld({ moto, agent, runner: { behavior: 'no-job' } });
     await world.putRunnerConfig({ jit_config: JIT_SECRET });
     const run = await world.runAgent({ RUNS_FLEET_IDLE_TIMEOUT_MINUTES: '0.05' });
     expect(run.exitCode).toBe(0);
@@ -189,7 +195,7 @@ describe('the built agent, end to end', () => {
   });
 
   it('max runtime: a job that runs too long ends as timeout', async () => {
-    world = await createWorld({ moto, runner: { behavior: 'hang' } });
+    world = await createWorld({ moto, agent, runner: { behavior: 'hang' } });
     await world.putRunnerConfig({ jit_config: JIT_SECRET });
     const run = await world.runAgent({ RUNS_FLEET_MAX_RUNTIME_MINUTES: '0.1' });
     expect(run.exitCode).toBe(0);
@@ -198,7 +204,7 @@ describe('the built agent, end to end', () => {
   });
 
   it('disk below the minimum stops the job: failure, interrupted by disk_full', async () => {
-    world = await createWorld({ moto, runner: { behavior: 'hang' } });
+    world = await createWorld({ moto, agent, runner: { behavior: 'hang' } });
     await world.putRunnerConfig({ jit_config: JIT_SECRET });
     // More than any disk has: the first periodic check (after 1 s) finds it "full".
     const run = await world.runAgent({ RUNS_FLEET_DISK_MIN_FREE_MB: '999999999', RUNS_FLEET_MONITOR_INTERVAL_SECONDS: '2' });
@@ -208,7 +214,7 @@ describe('the built agent, end to end', () => {
 
   it('the runner runs as the unprivileged user, with an allow-listed environment', async () => {
     if (process.getuid?.() !== 0) return; // only meaningful when the agent is root
-    world = await createWorld({ moto, runner: { behavior: 'succeed' } });
+    world = await createWorld({ moto, agent, runner: { behavior: 'succeed' } });
     await world.putRunnerConfig({ jit_config: JIT_SECRET, cache_url: 'http://127.0.0.1:9/cache/' });
     const run = await world.runAgent({ RUNS_FLEET_TERMINATE: 'false' });
     expect(run.exitCode).toBe(0);
@@ -229,7 +235,7 @@ describe('the built agent, end to end', () => {
     ['malformed JSON', async (w: World) => w.putRunnerConfig('{"jit_config": '), {}, /not valid JSON/],
     ['a non-numeric timeout', async (w: World) => w.putRunnerConfig({ jit_config: JIT_SECRET }), { RUNS_FLEET_IDLE_TIMEOUT_MINUTES: 'ten' }, /RUNS_FLEET_IDLE_TIMEOUT_MINUTES="ten"/],
   ] as const)('bad configuration (%s) → bootstrap_failed with a readable error, instance terminated', async (_, arrange, env, error) => {
-    world = await createWorld({ moto });
+    world = await createWorld({ moto, agent });
     await arrange(world);
     const run = await world.runAgent({ RUNS_FLEET_TERMINATION_QUEUE_URL: world.queueUrl, ...env });
     const telemetry = await world.telemetry();

@@ -86,9 +86,15 @@ export function ensureRunnerUser(): string | undefined {
 export interface WorldOptions {
   runner?: Partial<FakeRunnerOptions>;
   moto?: Moto;
+  /** How to run the agent: default `node dist/runs-fleet-agent.cjs`; e.g. `[AGENT_BINARY]` for the single executable. */
+  agent?: string[];
 }
 
+/** The single executable `make dist` builds for this machine's architecture. */
+export const AGENT_BINARY = resolve(`dist/runs-fleet-agent-linux-${process.arch === 'arm64' ? 'arm64' : 'x64'}`);
+
 export async function createWorld(options: WorldOptions = {}): Promise<World> {
+  const worldOptions = options;
   const moto = options.moto ?? (await startMoto());
   const ownsMoto = !options.moto;
   const tarball = await buildFakeRunnerTarball({ version: RUNNER_VERSION, behavior: 'succeed', jobSeconds: 0.3, ...options.runner });
@@ -182,7 +188,7 @@ export async function createWorld(options: WorldOptions = {}): Promise<World> {
     },
     startAgent(overrides = {}, options = {}) {
       const started = Date.now();
-      const [file, ...prefix] = options.bin ?? [process.execPath, AGENT_BUNDLE];
+      const [file, ...prefix] = options.bin ?? worldOptions.agent ?? [process.execPath, AGENT_BUNDLE];
       const child = spawn(file!, [...prefix, 'run', ...(options.args ?? [])], { env: world.env(overrides), stdio: ['ignore', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
