@@ -31,6 +31,8 @@ export interface AgentDeps {
   shipper: LogShipper;
   /** The agent's state dir (job hooks write the job's identity there). */
   stateDir?: string;
+  /** The runner's dir (settings.runnerDir): its `_diag/*.log` files are shipped after the job. */
+  runnerDir?: string;
   /** Kills the runner's session if the agent dies without cleaning up. */
   reaper?: RunnerReaper;
   /** Echo of each (redacted) runner line into the agent's own log, beside CloudWatch. */
@@ -43,7 +45,7 @@ export function metadataClient(): MetadataService {
 }
 
 export function createActors(deps: AgentDeps): typeof actorContracts {
-  const { logger, vault, aws, shipper, echoRunnerLine, reaper, stateDir } = deps;
+  const { logger, vault, aws, shipper, echoRunnerLine, reaper, stateDir, runnerDir } = deps;
   const imds = metadataClient;
   return {
     resolveIdentity: resolveIdentity({ imds }),
@@ -61,7 +63,7 @@ export function createActors(deps: AgentDeps): typeof actorContracts {
     }),
     sendTelemetry: sendTelemetry({ logger, vault, sqs: aws.sqs, jobIdentity: stateDir ? () => readJobIdentity(stateDir) : undefined }),
     cleanup: cleanup({ logger }),
-    flushLogs: flushLogs({ shipper }),
+    flushLogs: flushLogs({ shipper, vault, logger, diagDir: runnerDir ? () => `${runnerDir}/_diag` : undefined }),
     terminateInstance: terminateInstance({ ec2: aws.ec2, logger }),
     processWatcher: processWatcher({ logger }),
     spotWatcher: spotWatcher({ imds, logger }),

@@ -1,18 +1,28 @@
 /**
- * One ordered queue of log events bound for one CloudWatch stream.
+ * One ordered queue of log events bound for one CloudWatch stream, kept ready to send.
  *
- * Events stay in memory while the shared memory budget allows; above it, every
- * new event goes to a spill file (so order is kept: memory first, then the file,
- * read back in chunks), until the file has been read back entirely. Pushing never
+ * Each event is encoded once, when it is queued, as the JSON it will have inside the
+ * PutLogEvents body (`,{"timestamp":…,"message":"…"}`), into blocks of bytes. A batch
+ * is then a few contiguous ranges of those blocks: nothing is decoded, re-encoded or
+ * copied event by event to send it (at full speed the old per-event work — decode the
+ * spill file, build objects, serialize them again — cost more than everything else the
+ * shipper does). Beside its bytes, a block keeps for each event what the batching rules
+ * need: the length of its JSON, its cost (UTF-8 message bytes + 26), its timestamp and
+ * whether it starts a line.
+ *
+ * Events stay in memory while the shared budget allows; above it, new events fill a
+ * block that goes, when full, to a spill file (metadata, then bytes), and keep going
+ * there until the file has been read back entirely — so order is kept. Pushing never
  * waits for the network: the runner's output is never stalled by CloudWatch.
  */
-import { closeSync, ftruncateSync, mkdirSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdirSync, openSync, readSync, readvSync, unlinkSync, writevSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   EVENT_OVERHEAD_BYTES,
   MAX_BATCH_BYTES,
   MAX_BATCH_EVENTS,
   MAX_BATCH_SPAN_MS,
+  MAX_EVENT_MESSAGE_BYTES,
   eventBytes,
   splitUtf8,
   toEventMessage,
@@ -27,10 +37,17 @@ export interface MemoryBudget {
 
 /** A batch taken from the lane, being sent (kept until it is shipped or dropped). */
 export interface LogBatch {
-  entries: LogEntry[];
-  bytes: number;
-  lines: number;
+  /** The events' JSON, back to back and comma-separated: what goes between `"logEvents":[` and `]`. */
+  readonly json: readonly Buffer[];
+  /** Events in the batch, their cost against MAX_BATCH_BYTES, and the lines they start. */
+  readonly count: number;
+  readonly bytes: number;
+  readonly lines: number;
+  /** 1 for each event that starts a line, in order. */
+  readonly lineFlags: Uint8Array;
   attempt: number;
+  /** The events decoded: for the SDK's own serializer and for tests only (built on first use). */
+  readonly entries: LogEntry[];
 }
 
 export interface LogLaneOptions {
@@ -41,15 +58,109 @@ export interface LogLaneOptions {
   onSpillError: (error: unknown) => void;
 }
 
-/** Rough per-event bookkeeping cost in memory, on top of the message. */
-const ENTRY_OVERHEAD_BYTES = 64;
-const WRITE_BUFFER_BYTES = 256 * 1024;
-const READ_CHUNK_BYTES = 512 * 1024;
+/** Bytes of event JSON a block holds (more for one bigger event), and events. */
+const BLOCK_DATA_BYTES = 256 * 1024;
+const BLOCK_EVENTS = 4096;
+/** What an event's metadata costs: JSON length (4), cost (4), timestamp (8), line flag (1). */
+const EVENT_META_BYTES = 17;
+/** Spill file: a block is [events u32][bytes u32], its metadata arrays, then its JSON. */
+const BLOCK_HEADER_BYTES = 8;
+/** ASCII JSON is gathered as a string and written into the block this many characters at a time. */
+const PENDING_CHARS = 16 * 1024;
+/** Anything but printable ASCII, `"` or `\`: a message without any is its own JSON string body. */
+const NEEDS_ENCODING = /[^\x20\x21\x23-\x5b\x5d-\x7e]/;
 
 let spillSequence = 0;
 
+/** Events encoded back to back, with their metadata. */
+class Block {
+  readonly jsonLen: Uint32Array;
+  readonly cost: Uint32Array;
+  readonly ts: Float64Array;
+  readonly flags: Uint8Array;
+  readonly data: Buffer;
+  /** Bytes of `data` written; `pending` holds more (ASCII) JSON not written yet. */
+  size = 0;
+  pending = '';
+  count = 0;
+  /** The next event to take, and where its JSON starts. */
+  head = 0;
+  headOff = 0;
+  /** No more appends (full, or on its way to or back from the spill file). */
+  sealed = false;
+
+  constructor(dataBytes: number, events: number) {
+    this.data = Buffer.allocUnsafe(dataBytes);
+    this.jsonLen = new Uint32Array(events);
+    this.cost = new Uint32Array(events);
+    this.ts = new Float64Array(events);
+    this.flags = new Uint8Array(events);
+  }
+
+  fits(jsonBytes: number): boolean {
+    return !this.sealed && this.count < this.jsonLen.length && this.size + this.pending.length + jsonBytes <= this.data.length;
+  }
+
+  append(json: string, ascii: boolean, cost: number, ts: number, lines: 0 | 1, jsonBytes: number): void {
+    const i = this.count++;
+    this.jsonLen[i] = jsonBytes;
+    this.cost[i] = cost;
+    this.ts[i] = ts;
+    this.flags[i] = lines;
+    if (ascii) {
+      this.pending += json;
+      if (this.pending.length >= PENDING_CHARS) this.flush();
+    } else {
+      this.flush();
+      this.size += this.data.write(json, this.size, 'utf8');
+    }
+  }
+
+  flush(): void {
+    if (this.pending === '') return;
+    this.size += this.data.write(this.pending, this.size, 'latin1');
+    this.pending = '';
+  }
+
+  /** What the events not taken yet weigh: their lines, their cost, and their budget bytes. */
+  remaining(): { events: number; bytes: number; lines: number; held: number } {
+    let bytes = 0;
+    let lines = 0;
+    let json = 0;
+    for (let i = this.head; i < this.count; i++) {
+      bytes += this.cost[i]!;
+      lines += this.flags[i]!;
+      json += this.jsonLen[i]!;
+    }
+    return { events: this.count - this.head, bytes, lines, held: json + EVENT_META_BYTES * (this.count - this.head) };
+  }
+}
+
+class LaneBatch implements LogBatch {
+  attempt = 0;
+  private decoded: LogEntry[] | undefined;
+
+  constructor(
+    readonly json: readonly Buffer[],
+    readonly count: number,
+    readonly bytes: number,
+    readonly lines: number,
+    readonly lineFlags: Uint8Array,
+  ) {}
+
+  get entries(): LogEntry[] {
+    this.decoded ??= (JSON.parse(`[${Buffer.concat(this.json).toString('utf8')}]`) as { timestamp: number; message: string }[]).map((e, i) => ({
+      ts: e.timestamp,
+      msg: e.message,
+      bytes: eventBytes(e.message),
+      lines: this.lineFlags[i] as 0 | 1,
+    }));
+    return this.decoded;
+  }
+}
+
 export class LogLane {
-  /** Events queued (memory + spill file), their batch bytes, and the lines they end. */
+  /** Events queued (memory, spill file and the block being spilled), their batch bytes, and the lines they start. */
   events = 0;
   bytes = 0;
   lines = 0;
@@ -60,20 +171,23 @@ export class LogLane {
   /** The batch being sent, if any. */
   current: LogBatch | undefined;
 
-  private mem: LogEntry[] = [];
-  private head = 0;
+  /** Blocks in memory, oldest first; the last one takes new events (unless spilling or sealed). */
+  private mem: Block[] = [];
   private memUsed = 0;
   private lastTs = -Infinity;
+  private prefixTs = Number.NaN;
+  private prefix = '';
+  private readonly flagScratch = new Uint8Array(MAX_BATCH_EVENTS);
 
   private spilling = false;
+  /** The block new events go to while spilling; written to the file when full. */
+  private spillBlock: Block | undefined;
   private fd: number | undefined;
   private path: string | undefined;
   private writePos = 0;
   private readPos = 0;
-  /** Records encoded and not yet written (allocated on first spill). */
-  private writeBuf: Buffer | undefined;
-  private writeLen = 0;
-  private pendingWrite = { events: 0, bytes: 0, lines: 0 };
+  /** What the file holds that was not read back yet. */
+  private inFile = { events: 0, bytes: 0, lines: 0 };
 
   constructor(
     readonly name: string,
@@ -84,16 +198,22 @@ export class LogLane {
    * Queue a line (split into several events when it is too long for one). `startsLine`
    * false = a continuation piece of the previous line (it is not counted as a line).
    * Timestamps never go backwards: an earlier one is clamped to its predecessor's.
-   * Never throws; false = dropped (and counted).
+   * False = dropped (and counted); throws only on a line that is not a string.
    */
   push(line: string, timestampMs: number, startsLine = true): boolean {
     const read = Number.isFinite(timestampMs) ? Math.floor(timestampMs) : Date.now();
     const ts = read > this.lastTs ? read : this.lastTs;
     this.lastTs = ts;
-    const pieces = splitUtf8(toEventMessage(line));
+    const message = toEventMessage(line);
+    // Most lines fit one event (a UTF-16 unit is at most 3 UTF-8 bytes): no splitting to do.
+    if (typeof message === 'string' && message.length * 3 <= MAX_EVENT_MESSAGE_BYTES) {
+      if (this.enqueue(ts, message, startsLine ? 1 : 0)) return true;
+      if (startsLine) this.dropped++;
+      return false;
+    }
+    const pieces = splitUtf8(message);
     for (let i = 0; i < pieces.length; i++) {
-      const msg = pieces[i]!;
-      if (!this.enqueue(ts, msg, eventBytes(msg), startsLine && i === 0 ? 1 : 0)) {
+      if (!this.enqueue(ts, pieces[i]!, startsLine && i === 0 ? 1 : 0)) {
         if (startsLine) this.dropped++;
         return false;
       }
@@ -118,27 +238,57 @@ export class LogLane {
   /** The batch to send next: the current one (being retried) or a new one, oldest events first. */
   nextBatch(): LogBatch | undefined {
     if (this.current) return this.current;
-    const entries: LogEntry[] = [];
+    const json: Buffer[] = [];
+    const budget = this.options.budget;
+    let count = 0;
     let bytes = 0;
     let lines = 0;
-    while (entries.length < MAX_BATCH_EVENTS) {
-      if (this.head >= this.mem.length && !(this.spilling && this.refill())) break;
-      const e = this.mem[this.head]!;
-      if (bytes + e.bytes > MAX_BATCH_BYTES) break;
-      if (entries.length > 0 && e.ts - entries[0]!.ts > MAX_BATCH_SPAN_MS) break;
-      entries.push(e);
-      this.head++;
-      bytes += e.bytes;
-      lines += e.lines;
-      this.memUsed -= e.bytes + ENTRY_OVERHEAD_BYTES;
-      this.options.budget.used -= e.bytes + ENTRY_OVERHEAD_BYTES;
+    let firstTs = 0;
+    for (;;) {
+      const block = this.mem[0];
+      if (block === undefined) {
+        if (this.spilling && this.refill()) continue;
+        break;
+      }
+      block.flush();
+      if (block.head >= block.count) {
+        // Used up: let it go, unless it is the block still taking new events.
+        if (block.sealed || this.mem.length > 1) {
+          this.mem.shift();
+          continue;
+        }
+        break;
+      }
+      const start = block.headOff;
+      let off = start;
+      let i = block.head;
+      for (; i < block.count && count < MAX_BATCH_EVENTS; i++) {
+        const cost = block.cost[i]!;
+        if (bytes + cost > MAX_BATCH_BYTES) break;
+        const ts = block.ts[i]!;
+        if (count === 0) firstTs = ts;
+        else if (ts - firstTs > MAX_BATCH_SPAN_MS) break;
+        bytes += cost;
+        lines += this.flagScratch[count] = block.flags[i]!;
+        count++;
+        off += block.jsonLen[i]!;
+      }
+      if (off > start) {
+        json.push(block.data.subarray(start, off));
+        const held = off - start + EVENT_META_BYTES * (i - block.head);
+        this.memUsed -= held;
+        budget.used -= held;
+        block.head = i;
+        block.headOff = off;
+      }
+      if (i < block.count) break; // a limit was reached
     }
-    this.compact();
-    if (entries.length === 0) return undefined;
-    this.events -= entries.length;
+    if (count === 0) return undefined;
+    json[0] = json[0]!.subarray(1); // the first event's leading comma
+    this.events -= count;
     this.bytes -= bytes;
     this.lines -= lines;
-    this.current = { entries, bytes, lines, attempt: 0 };
+    this.current = new LaneBatch(json, count, bytes, lines, this.flagScratch.slice(0, count));
     return this.current;
   }
 
@@ -165,7 +315,7 @@ export class LogLane {
     this.options.budget.used -= this.memUsed;
     this.memUsed = 0;
     this.mem = [];
-    this.head = 0;
+    this.spillBlock = undefined;
     this.events = 0;
     this.bytes = 0;
     this.lines = 0;
@@ -199,176 +349,182 @@ export class LogLane {
       }
       this.path = undefined;
     }
-    this.writeBuf = undefined;
-    this.writeLen = 0;
-    this.pendingWrite = { events: 0, bytes: 0, lines: 0 };
+    this.spillBlock = undefined;
     this.spilling = false;
     this.writePos = 0;
     this.readPos = 0;
+    this.inFile = { events: 0, bytes: 0, lines: 0 };
   }
 
-  /** Spill file bytes written and not yet read back (for tests and diagnostics). */
+  /** Spilled bytes not read back yet: in the file, and in the block on its way there (for tests and diagnostics). */
   get spilledBytes(): number {
-    return this.writePos - this.readPos + this.writeLen;
+    return this.writePos - this.readPos + (this.spillBlock ? this.spillBlock.size + this.spillBlock.pending.length : 0);
   }
 
-  private enqueue(ts: number, msg: string, bytes: number, lines: 0 | 1): boolean {
-    const cost = bytes + ENTRY_OVERHEAD_BYTES;
+  private enqueue(ts: number, msg: string, lines: 0 | 1): boolean {
+    if (ts !== this.prefixTs) {
+      this.prefixTs = ts;
+      this.prefix = `,{"timestamp":${ts},"message":`;
+    }
+    let json: string;
+    let jsonBytes: number;
+    let cost: number;
+    const ascii = !NEEDS_ENCODING.test(msg);
+    if (ascii) {
+      json = `${this.prefix}"${msg}"}`;
+      jsonBytes = json.length;
+      cost = msg.length + EVENT_OVERHEAD_BYTES;
+    } else {
+      json = `${this.prefix}${JSON.stringify(msg)}}`;
+      jsonBytes = Buffer.byteLength(json, 'utf8');
+      cost = eventBytes(msg);
+    }
+    const held = jsonBytes + EVENT_META_BYTES;
     const budget = this.options.budget;
+    let block: Block | undefined;
+    if (!this.spilling && budget.used + held <= budget.limit) {
+      block = this.memBlock(jsonBytes);
+      this.memUsed += held;
+      budget.used += held;
+    } else {
+      block = this.spillTarget(jsonBytes);
+      if (block === undefined) return false;
+    }
+    block.append(json, ascii, cost, ts, lines, jsonBytes);
     this.events++;
-    this.bytes += bytes;
+    this.bytes += cost;
     this.lines += lines;
-    if (!this.spilling && budget.used + cost <= budget.limit) {
-      this.mem.push({ ts, msg, bytes, lines });
-      this.memUsed += cost;
-      budget.used += cost;
-    } else if (!this.spill(ts, msg, bytes, lines)) {
-      this.events--;
-      this.bytes -= bytes;
-      this.lines -= lines;
-      return false;
-    }
     return true;
   }
 
-  private spill(ts: number, msg: string, bytes: number, lines: 0 | 1): boolean {
+  private memBlock(jsonBytes: number): Block {
+    let last = this.mem[this.mem.length - 1];
+    if (last === undefined || !last.fits(jsonBytes)) {
+      if (last) seal(last);
+      last = new Block(Math.max(BLOCK_DATA_BYTES, jsonBytes), BLOCK_EVENTS);
+      this.mem.push(last);
+    }
+    return last;
+  }
+
+  /** The block spilled events go to; undefined when the spill file cannot be used (the event is then dropped). */
+  private spillTarget(jsonBytes: number): Block | undefined {
+    if (!this.spilling) {
+      if (!this.openSpillFile()) return undefined;
+      this.spilling = true;
+      // From now on events go to the file: nothing more may join the memory blocks before it.
+      const last = this.mem[this.mem.length - 1];
+      if (last) seal(last);
+    }
+    let block = this.spillBlock;
+    if (block !== undefined && !block.fits(jsonBytes)) {
+      this.spillBlock = undefined;
+      // The block could not be written (counted as dropped): this event is dropped too.
+      if (!this.writeBlock(block)) return undefined;
+      block = undefined;
+    }
+    if (block === undefined) block = this.spillBlock = new Block(Math.max(BLOCK_DATA_BYTES, jsonBytes), BLOCK_EVENTS);
+    return block;
+  }
+
+  private openSpillFile(): boolean {
+    if (this.fd !== undefined) return true;
     try {
-      if (this.fd === undefined) {
-        mkdirSync(this.options.spillDir, { recursive: true });
-        this.path = join(this.options.spillDir, `${this.name}-${process.pid}-${++spillSequence}.spill`);
-        this.fd = openSync(this.path, 'w+', 0o600);
-      }
+      mkdirSync(this.options.spillDir, { recursive: true });
+      this.path = join(this.options.spillDir, `${this.name}-${process.pid}-${++spillSequence}.spill`);
+      this.fd = openSync(this.path, 'w+', 0o600);
+      return true;
     } catch (error) {
+      this.path = undefined;
       this.options.onSpillError(error);
       return false;
     }
-    this.spilling = true;
-    // Record: timestamp TAB flags TAB message LF; a message with a newline is JSON-encoded (flag "j").
-    const plain = !msg.includes('\n');
-    const header = plain ? this.header(ts, lines) : `${ts}\t${lines}j\t`;
-    const body = plain ? msg : JSON.stringify(msg);
-    const size = header.length + (plain ? bytes - EVENT_OVERHEAD_BYTES : Buffer.byteLength(body)) + 1;
-    this.writeBuf ??= Buffer.allocUnsafe(WRITE_BUFFER_BYTES);
-    // The buffered records could not be written (counted as dropped): this one is dropped too.
-    if (this.writeLen + size > this.writeBuf.length && !this.flushWrites()) return false;
-    this.pendingWrite.events++;
-    this.pendingWrite.bytes += bytes;
-    this.pendingWrite.lines += lines;
-    if (size > this.writeBuf.length) {
-      // A record larger than the buffer (a ~256 KiB event) is written on its own; a failure counts it.
-      this.writeRecord(Buffer.from(`${header}${body}\n`, 'utf8'));
-      return true;
-    }
-    this.writeLen += this.writeBuf.write(header, this.writeLen, 'latin1');
-    this.writeLen += this.writeBuf.write(body, this.writeLen, 'utf8');
-    this.writeBuf[this.writeLen++] = 10;
-    return true;
   }
 
-  /** Record headers for the last timestamp seen (lines arrive many per millisecond). */
-  private headerTs = -1;
-  private headers: [string, string] = ['', ''];
-  private header(ts: number, lines: 0 | 1): string {
-    if (ts !== this.headerTs) {
-      this.headerTs = ts;
-      this.headers = [`${ts}\t0\t`, `${ts}\t1\t`];
-    }
-    return this.headers[lines];
-  }
-
-  private writeRecord(data: Buffer): boolean {
+  /** Append a full block to the spill file. False when that failed: its events are dropped and counted. */
+  private writeBlock(block: Block): boolean {
+    seal(block);
+    const n = block.count;
+    const header = Buffer.allocUnsafe(BLOCK_HEADER_BYTES);
+    header.writeUInt32LE(n, 0);
+    header.writeUInt32LE(block.size, 4);
+    const parts = [header, ...metaViews(block, n), block.data.subarray(0, block.size)];
+    const total = BLOCK_HEADER_BYTES + EVENT_META_BYTES * n + block.size;
     try {
-      this.writePos += writeSync(this.fd!, data, 0, data.length, this.writePos);
-      this.pendingWrite = { events: 0, bytes: 0, lines: 0 };
+      const written = writevSync(this.fd!, parts, this.writePos);
+      if (written !== total) throw new Error(`short write to the spill file ${this.path} (${written} of ${total} bytes)`);
+      this.writePos += total;
+      const { events, bytes, lines } = block.remaining();
+      this.inFile = { events: this.inFile.events + events, bytes: this.inFile.bytes + bytes, lines: this.inFile.lines + lines };
       return true;
     } catch (error) {
-      return this.lostWrites(error);
+      this.options.onSpillError(error);
+      const lost = block.remaining();
+      this.events -= lost.events;
+      this.bytes -= lost.bytes;
+      this.lines -= lost.lines;
+      this.dropped += lost.lines;
+      if (this.writePos === this.readPos) this.resetSpill();
+      return false;
     }
   }
 
-  /** Write buffered records to the spill file. False when that failed: they are dropped and counted. */
-  private flushWrites(): boolean {
-    if (this.writeLen === 0 || this.fd === undefined || this.writeBuf === undefined) return true;
-    const len = this.writeLen;
-    this.writeLen = 0;
-    try {
-      this.writePos += writeSync(this.fd, this.writeBuf, 0, len, this.writePos);
-      this.pendingWrite = { events: 0, bytes: 0, lines: 0 };
-      return true;
-    } catch (error) {
-      return this.lostWrites(error);
-    }
-  }
-
-  /** Records that could not be written are gone: take them out of the counts, count them as dropped. */
-  private lostWrites(error: unknown): false {
-    this.options.onSpillError(error);
-    const lost = this.pendingWrite;
-    this.pendingWrite = { events: 0, bytes: 0, lines: 0 };
-    this.writeLen = 0;
-    this.events -= lost.events;
-    this.bytes -= lost.bytes;
-    this.lines -= lost.lines;
-    this.dropped += lost.lines;
-    if (this.writePos === this.readPos) this.resetSpill();
-    return false;
-  }
-
-  /** Move the next chunk of the spill file into memory. False when the file is exhausted. */
+  /**
+   * Move the next events out of the spill: the file's next block, or — once the file is
+   * read back entirely — the block being filled, and the lane is back in memory mode.
+   * False when there is nothing left.
+   */
   private refill(): boolean {
-    this.flushWrites();
-    if (this.fd === undefined || this.readPos >= this.writePos) {
-      this.resetSpill();
-      return false;
-    }
-    try {
-      let size = READ_CHUNK_BYTES;
-      for (;;) {
-        const len = Math.min(size, this.writePos - this.readPos);
-        const buf = Buffer.allocUnsafe(len);
-        const got = readSync(this.fd, buf, 0, len, this.readPos);
-        const end = buf.lastIndexOf(10, got - 1);
-        if (end < 0) {
-          if (got < len || len === this.writePos - this.readPos) throw new Error(`spill file ${this.path} is truncated`);
-          size *= 2;
-          continue;
-        }
-        this.readPos += end + 1;
-        this.compact();
-        for (const record of buf.toString('utf8', 0, end).split('\n')) {
-          const entry = decodeRecord(record);
-          this.mem.push(entry);
-          this.memUsed += entry.bytes + ENTRY_OVERHEAD_BYTES;
-          this.options.budget.used += entry.bytes + ENTRY_OVERHEAD_BYTES;
-        }
-        break;
+    const budget = this.options.budget;
+    if (this.fd !== undefined && this.readPos < this.writePos) {
+      try {
+        const header = Buffer.alloc(BLOCK_HEADER_BYTES);
+        if (readSync(this.fd, header, 0, BLOCK_HEADER_BYTES, this.readPos) !== BLOCK_HEADER_BYTES) throw new Error(`spill file ${this.path} is truncated`);
+        const n = header.readUInt32LE(0);
+        const size = header.readUInt32LE(4);
+        const block = new Block(size, n);
+        const total = EVENT_META_BYTES * n + size;
+        const got = readvSync(this.fd, [...metaViews(block, n), block.data], this.readPos + BLOCK_HEADER_BYTES);
+        if (got !== total) throw new Error(`spill file ${this.path} is truncated`);
+        block.count = n;
+        block.size = size;
+        seal(block);
+        this.readPos += BLOCK_HEADER_BYTES + total;
+        const { events, bytes, lines, held } = block.remaining();
+        this.inFile = { events: this.inFile.events - events, bytes: this.inFile.bytes - bytes, lines: this.inFile.lines - lines };
+        this.mem.push(block);
+        this.memUsed += held;
+        budget.used += held;
+        return true;
+      } catch (error) {
+        this.options.onSpillError(error);
+        // What is left in the file is lost: count it (what is in memory stays).
+        this.events -= this.inFile.events;
+        this.bytes -= this.inFile.bytes;
+        this.lines -= this.inFile.lines;
+        this.dropped += this.inFile.lines;
+        this.inFile = { events: 0, bytes: 0, lines: 0 };
+        this.readPos = this.writePos;
       }
-    } catch (error) {
-      this.options.onSpillError(error);
-      // What is left in the file is lost: count it (what is in memory stays).
-      let inMem = { events: 0, bytes: 0, lines: 0 };
-      for (let i = this.head; i < this.mem.length; i++) {
-        const e = this.mem[i]!;
-        inMem = { events: inMem.events + 1, bytes: inMem.bytes + e.bytes, lines: inMem.lines + e.lines };
-      }
-      this.dropped += this.lines - inMem.lines;
-      this.events = inMem.events;
-      this.bytes = inMem.bytes;
-      this.lines = inMem.lines;
-      this.resetSpill();
-      return this.head < this.mem.length;
     }
-    if (this.readPos >= this.writePos && this.writeLen === 0) this.resetSpill();
-    return this.head < this.mem.length;
+    const block = this.spillBlock;
+    this.spillBlock = undefined;
+    this.resetSpill();
+    if (block === undefined || block.count === 0) return false;
+    block.flush();
+    const { held } = block.remaining();
+    this.mem.push(block);
+    this.memUsed += held;
+    budget.used += held;
+    return true;
   }
 
   /** Back to memory mode: the file is empty again (kept open for the next spill). */
   private resetSpill(): void {
     this.spilling = false;
-    this.writeLen = 0;
-    this.pendingWrite = { events: 0, bytes: 0, lines: 0 };
     this.writePos = 0;
     this.readPos = 0;
+    this.inFile = { events: 0, bytes: 0, lines: 0 };
     if (this.fd !== undefined) {
       try {
         ftruncateSync(this.fd, 0);
@@ -377,23 +533,19 @@ export class LogLane {
       }
     }
   }
-
-  private compact(): void {
-    if (this.head === this.mem.length) {
-      this.mem = [];
-      this.head = 0;
-    } else if (this.head > 4096 && this.head * 2 > this.mem.length) {
-      this.mem = this.mem.slice(this.head);
-      this.head = 0;
-    }
-  }
 }
 
-function decodeRecord(record: string): LogEntry {
-  const t1 = record.indexOf('\t');
-  const t2 = record.indexOf('\t', t1 + 1);
-  const flags = record.slice(t1 + 1, t2);
-  const raw = record.slice(t2 + 1);
-  const msg = flags.endsWith('j') ? (JSON.parse(raw) as string) : raw;
-  return { ts: Number(record.slice(0, t1)), msg, bytes: eventBytes(msg), lines: flags.startsWith('1') ? 1 : 0 };
+function seal(block: Block): void {
+  block.flush();
+  block.sealed = true;
+}
+
+/** A block's metadata arrays as bytes, for its first `n` events (spill file order). */
+function metaViews(block: Block, n: number): Uint8Array[] {
+  return [
+    new Uint8Array(block.jsonLen.buffer, block.jsonLen.byteOffset, 4 * n),
+    new Uint8Array(block.cost.buffer, block.cost.byteOffset, 4 * n),
+    new Uint8Array(block.ts.buffer, block.ts.byteOffset, 8 * n),
+    new Uint8Array(block.flags.buffer, block.flags.byteOffset, n),
+  ];
 }

@@ -10,7 +10,9 @@ import {
   type PutLogEventsCommandInput,
 } from '@aws-sdk/client-cloudwatch-logs';
 import { mockClient } from 'aws-sdk-client-mock';
-import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -402,5 +404,114 @@ describe('LogShipper', () => {
     s.agentLine('{"msg":"AAAAtokensecret"}', 1);
     await s.flush(1_000);
     expect(JSON.stringify(cw.commandCalls(PutLogEventsCommand).map((c) => c.args[0].input))).not.toContain('AAAAtokensecret');
+  });
+});
+
+describe('PutLogEvents bodies (real SDK client, local endpoint)', () => {
+  let server: Server;
+  let endpoint: string;
+  let requests: { target: string; type: string; length: number; body: string }[];
+  const realClients: CloudWatchLogsClient[] = [];
+
+  beforeEach(async () => {
+    requests = [];
+    server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        requests.push({ target: String(req.headers['x-amz-target']), type: String(req.headers['content-type']), length: Number(req.headers['content-length']), body: body.toString('utf8') });
+        res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1' });
+        res.end('{}');
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+
+  afterEach(async () => {
+    for (const c of realClients.splice(0)) c.destroy();
+    await new Promise((r) => server.close(r));
+  });
+
+  function realClient(): CloudWatchLogsClient {
+    const c = new CloudWatchLogsClient({ endpoint, region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
+    realClients.push(c);
+    return c;
+  }
+
+  const lines = ['plain', 'hé "quoted" \\ back\ttab', '', 'emoji 😀 and \u0001 control', 'x'.repeat(300_000)];
+  const puts = () => requests.filter((r) => r.target.endsWith('.PutLogEvents'));
+
+  it('is the batch JSON as queued, exact to the byte, without decoding a single event', async () => {
+    const parse = jest.spyOn(JSON, 'parse');
+    const s = shipper();
+    await s.start({ client: realClient(), logGroup: GROUP, stream: STREAM });
+    lines.forEach((l, i) => s.runnerLine(l, 1_764_300_000_000 + i));
+    expect(await s.flush(5_000)).toEqual({ shipped: lines.length, dropped: 0 });
+    const decodes = parse.mock.calls.filter(([text]) => typeof text === 'string' && text.startsWith('[{"timestamp"')).length;
+    parse.mockRestore();
+
+    expect(decodes).toBe(0);
+    const bodies = puts().map((r) => {
+      expect(r.type).toBe('application/x-amz-json-1.1');
+      expect(Buffer.byteLength(r.body)).toBe(r.length);
+      return JSON.parse(r.body) as PutLogEventsCommandInput;
+    });
+    expect(bodies.every((b) => b.logGroupName === GROUP && b.logStreamName === STREAM)).toBe(true);
+    const events = bodies.flatMap((b) => b.logEvents!);
+    expect(events.map((e) => e.message).join('')).toBe(lines.map((l) => l || ' ').join(''));
+    expect(events[0]).toEqual({ timestamp: 1_764_300_000_000, message: 'plain' });
+  });
+
+  it('falls back to the SDK serializer, once and for all, if its request is not AWS JSON', async () => {
+    const warn = jest.fn<(m: string) => void>();
+    const c = realClient();
+    // Stand-in for an SDK that serializes CloudWatch Logs otherwise.
+    c.middlewareStack.add(
+      (next) => async (args) => {
+        const request = args.request as { headers: Record<string, string> };
+        request.headers['content-type'] = 'application/cbor';
+        return next(args);
+      },
+      { step: 'serialize', priority: 'low', name: 'otherProtocol' },
+    );
+    const s = shipper({ warn });
+    await s.start({ client: c, logGroup: GROUP, stream: STREAM });
+    s.runnerLine('first', 1_764_300_000_000);
+    await s.flush(5_000);
+    s.runnerLine('second', 1_764_300_000_001);
+    expect(await s.flush(5_000)).toEqual({ shipped: 2, dropped: 0 });
+
+    expect(puts().flatMap((r) => (JSON.parse(r.body) as PutLogEventsCommandInput).logEvents!.map((e) => e.message))).toEqual(['first', 'second']);
+    expect(warn.mock.calls.filter(([m]) => /not serialized as AWS JSON/.test(m))).toHaveLength(1);
+  });
+});
+
+describe('spill file trouble', () => {
+  it('a spill file cut short under the shipper: what it held is counted as dropped, the rest still ships in order', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    cw.on(PutLogEventsCommand).callsFake(async () => {
+      await gate;
+      return {};
+    });
+    const warn = jest.fn<(m: string) => void>();
+    const s = shipper({ memoryLimitBytes: 64 * 1024, warn });
+    await s.start({ client, logGroup: GROUP, stream: STREAM });
+    for (let i = 0; i < 20_000; i++) s.runnerLine(`line ${i} ${'q'.repeat(40)}`, 1_000);
+    const files = readdirSync(spillDir);
+    expect(files).toHaveLength(1);
+    truncateSync(join(spillDir, files[0]!), 100);
+    for (let i = 20_000; i < 20_010; i++) s.runnerLine(`line ${i} ${'q'.repeat(40)}`, 1_000);
+    release();
+    const result = await s.flush(5_000);
+
+    expect(result.shipped + result.dropped).toBe(20_010);
+    expect(result.dropped).toBeGreaterThan(0);
+    const shipped = shippedMessages().map((m) => Number(m.split(' ')[1]));
+    expect(shipped.every((n, i) => i === 0 || n > shipped[i - 1]!)).toBe(true);
+    expect(shipped.slice(-10)).toEqual(Array.from({ length: 10 }, (_, i) => 20_000 + i));
+    expect(warn.mock.calls.some(([m]) => /spill/.test(m))).toBe(true);
   });
 });
