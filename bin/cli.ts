@@ -6,7 +6,8 @@ main(process.argv.slice(2), {
   out: (text) => process.stdout.write(text),
   err: (text) => process.stderr.write(text),
 }).then(
-  (code) => process.exit(code),
+  // Exit once what was written to stdout has left (the last log lines included).
+  (code) => process.stdout.write('', () => process.exit(code)),
   (error: unknown) => {
     process.stderr.write(`runs-fleet-agent: fatal: ${error instanceof Error ? error.stack : String(error)}\n`);
     process.exit(1);

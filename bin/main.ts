@@ -96,6 +96,9 @@ function hardDeadlineMs(env: Env): number {
   );
 }
 
+/** Runner lines are not echoed to stdout while more than this is waiting to be written. */
+const ECHO_BACKLOG_BYTES = 1024 * 1024;
+
 async function run(args: string[], io: CliIo): Promise<number> {
   const vault = new SecretVault();
   const sink: { current?: LogSink } = {};
@@ -152,11 +155,28 @@ async function run(args: string[], io: CliIo): Promise<number> {
 
   // Runner lines go to the agent's stdout (journald) as JSON, beside CloudWatch's runner stream.
   // Written directly, not through the logger, so they are not shipped a second time as agent lines.
-  const echoRunnerLine = (line: string, timestampMs: number, stream: string) =>
+  // Bounded: when stdout falls behind (a job flooding its output), lines are not echoed but
+  // counted — CloudWatch still gets every one — instead of queueing without limit in memory.
+  let notEchoed = 0;
+  const echoRunnerLine = (line: string, timestampMs: number, stream: string) => {
+    if (process.stdout.writableLength > ECHO_BACKLOG_BYTES) {
+      notEchoed += 1;
+      return;
+    }
     io.out(`${JSON.stringify({ level: 'info', time: new Date(timestampMs).toISOString(), msg: 'runner', stream, line })}\n`);
+  };
   const reaper = new RunnerReaper();
   reaper.start();
-  const machine = agentMachine.provide({ actors: createActors({ logger, vault, aws, shipper, echoRunnerLine, reaper, stateDir: settings.stateDir }) });
+  const machine = agentMachine.provide({ actors: createActors({
+      logger,
+      vault,
+      aws,
+      shipper,
+      echoRunnerLine,
+      reaper,
+      stateDir: settings.stateDir,
+      runnerDir: settings.runnerDir,
+    }) });
   const actor = createActor(machine, {
     input: { env: io.env },
     logger: (...parts: unknown[]) => logger.info(parts.map(String).join(' ')),
@@ -176,7 +196,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
     code = outcome.exitCode;
     const last = timeline[timeline.length - 1];
     if (last) last.endMs = Date.now();
-    logger.info({ ...outcome, timings: done.context.timings }, 'lifecycle finished');
+    logger.info({ ...outcome, timings: done.context.timings, runner_lines_not_echoed: notEchoed }, 'lifecycle finished');
     io.err(`\nruns-fleet-agent timeline (${outcome.status}, exit ${code}):\n${renderTimeline(timeline)}\n`);
   } catch (error) {
     logger.error({ err: error }, 'lifecycle did not finish');
