@@ -17,7 +17,7 @@ import { LogShipper } from '../services/log-shipper.js';
 import { createLogger, type LogSink } from '../services/logger.js';
 import { RunnerReaper } from '../services/runner-reaper.js';
 import { SecretVault } from '../services/secrets.js';
-import { parseSettings, type Env } from '../services/settings.js';
+import { parseSettings, type Env, type Settings } from '../services/settings.js';
 import { renderTimeline, type TimelineEntry } from '../services/timeline.js';
 import { AGENT_VERSION } from './version.js';
 
@@ -89,8 +89,7 @@ function checkConfig(io: CliIo): number {
 }
 
 /** How long after start the process gives up on everything and exits non-zero (systemd then powers off). */
-function hardDeadlineMs(env: Env): number {
-  const { settings } = parseSettings(env);
+function hardDeadlineMs(settings: Settings): number {
   return (
     settings.maxRuntimeMs + settings.drainGraceMs + 2 * settings.logFlushTimeoutMs + settings.reportTimeoutMs + settings.terminateTimeoutMs + 120_000
   );
@@ -114,9 +113,9 @@ async function run(args: string[], io: CliIo): Promise<number> {
 
   // Last line of defence inside the process: whatever hangs, exit non-zero in time.
   const deadline = setTimeout(() => {
-    logger.fatal({ deadline_ms: hardDeadlineMs(io.env) }, 'hard deadline reached: exiting so systemd powers off');
+    logger.fatal({ deadline_ms: hardDeadlineMs(settings) }, 'hard deadline reached: exiting so systemd powers off');
     process.exit(1);
-  }, hardDeadlineMs(io.env));
+  }, hardDeadlineMs(settings));
 
   let inspector: { stop(): Promise<void> } | undefined;
   const inspectArg = args.find((a) => a === '--inspect' || a.startsWith('--inspect='));
