@@ -4,6 +4,7 @@
  */
 import { TerminateInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import { TerminationError, isRetriableAwsError } from './errors.js';
+import { backoffMs, sleep } from './log-async.js';
 
 export async function terminateInstance(
   client: EC2Client,
@@ -11,7 +12,7 @@ export async function terminateInstance(
   options: { attempts?: number; backoffMs?: (attempt: number) => number; signal?: AbortSignal } = {},
 ): Promise<void> {
   const attempts = options.attempts ?? 3;
-  const backoff = options.backoffMs ?? ((n: number) => Math.min(4000, 500 * 2 ** n));
+  const backoff = options.backoffMs ?? ((n: number) => backoffMs(n, 1_000, 4_000));
   for (let attempt = 1; ; attempt += 1) {
     try {
       await client.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] }), { abortSignal: options.signal });
@@ -23,7 +24,7 @@ export async function terminateInstance(
           { cause: error },
         );
       }
-      await new Promise((resolve) => setTimeout(resolve, backoff(attempt)));
+      await sleep(backoff(attempt), options.signal);
     }
   }
 }

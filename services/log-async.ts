@@ -1,6 +1,7 @@
 /**
- * Waiting that gives up on time: shared by the log shipper and telemetry, whose
- * calls must end by their deadline even when a client ignores its abort signal.
+ * Waiting that gives up on time: shared by every AWS call with a retry loop (log shipper,
+ * telemetry, SSM config, TerminateInstances), whose calls must end by their deadline even
+ * when a client ignores its abort signal.
  */
 import { isRetriableAwsError } from './errors.js';
 

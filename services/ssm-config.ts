@@ -6,6 +6,7 @@
 import { DeleteParameterCommand, GetParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import type { JobSpec } from '../machines/types.js';
 import { RunnerConfigError, isRetriableAwsError } from './errors.js';
+import { backoffMs, sleep } from './log-async.js';
 import { parseRunnerConfig } from './runner-config.js';
 import type { SecretVault } from './secrets.js';
 
@@ -14,15 +15,6 @@ export interface SsmConfigOptions {
   backoffMs?: (attempt: number) => number;
   signal?: AbortSignal;
 }
-
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(timer);
-      reject(signal.reason);
-    }, { once: true });
-  });
 
 export class SsmConfigStore {
   constructor(
@@ -34,7 +26,7 @@ export class SsmConfigStore {
   /** Read, validate and delete `name`. Throttling/5xx retried; ParameterNotFound is terminal. */
   async take(name: string, options: SsmConfigOptions = {}): Promise<JobSpec> {
     const attempts = options.attempts ?? 3;
-    const backoff = options.backoffMs ?? ((n: number) => Math.min(4000, 500 * 2 ** n) * (0.5 + Math.random() / 2));
+    const backoff = options.backoffMs ?? ((n: number) => backoffMs(n, 1_000, 4_000));
     let text: string | undefined;
     for (let attempt = 1; ; attempt += 1) {
       try {
@@ -54,6 +46,7 @@ export class SsmConfigStore {
             retriable: isRetriableAwsError(error),
           });
         }
+        // Ends early on abort; the next send then fails at once and the check above throws.
         await sleep(backoff(attempt), options.signal);
       }
     }
