@@ -12,14 +12,11 @@ export class AgentError extends Error {
   }
 }
 
-export class ConfigError extends AgentError {}
 export class IdentityError extends AgentError {}
 export class RunnerConfigError extends AgentError {}
 export class DownloadError extends AgentError {}
 export class ChecksumMismatchError extends DownloadError {}
 export class RegistrationError extends AgentError {}
-export class RunnerProcessError extends AgentError {}
-export class TelemetryError extends AgentError {}
 export class TerminationError extends AgentError {}
 
 /** A one-line description of any thrown value, for logs and telemetry. */
