@@ -9,9 +9,11 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { ClientFactory } from '../services/aws-clients.js';
-import { fromPromise } from 'xstate';
+import { fromCallback, fromPromise, type AnyEventObject } from 'xstate';
 import type { DownloadInput } from '../machines/actor-contracts.js';
+import type { AgentEvent } from '../machines/events.js';
 import type { InstalledRunner } from '../machines/types.js';
+import { describeError } from '../services/errors.js';
 import type { Fetch } from '../services/github-releases.js';
 import type { Logger } from '../services/logger.js';
 import type { Owner } from '../services/runner-archive.js';
@@ -30,14 +32,38 @@ export interface DownloadRunnerDeps {
   owner?: (settings: Settings) => Promise<Owner | undefined>;
 }
 
+async function acquire(deps: DownloadRunnerDeps, input: DownloadInput, signal: AbortSignal): Promise<InstalledRunner> {
+  const { settings, attempt } = input;
+  const owner = await (deps.owner ?? runnerUserOwner(deps.logger))(settings);
+  const cache = settings.configBucket ? new RunnerCache(await deps.s3(settings.region), settings.configBucket) : undefined;
+  const { runner, cacheUpload } = await acquireRunner({ settings, logger: deps.logger, signal, fetch: deps.fetch, cache, owner, attempt });
+  if (cacheUpload) deps.onCacheUpload?.(cacheUpload);
+  return runner;
+}
+
 export function downloadRunner(deps: DownloadRunnerDeps) {
-  return fromPromise<InstalledRunner, DownloadInput>(async ({ input, signal }) => {
-    const { settings, attempt } = input;
-    const owner = await (deps.owner ?? runnerUserOwner(deps.logger))(settings);
-    const cache = settings.configBucket ? new RunnerCache(await deps.s3(settings.region), settings.configBucket) : undefined;
-    const { runner, cacheUpload } = await acquireRunner({ settings, logger: deps.logger, signal, fetch: deps.fetch, cache, owner, attempt });
-    if (cacheUpload) deps.onCacheUpload?.(cacheUpload);
-    return runner;
+  return fromPromise<InstalledRunner, DownloadInput>(({ input, signal }) => acquire(deps, input, signal));
+}
+
+/**
+ * The same download, started while standby waits for the config: a child that reports
+ * RUNNER_PREFETCHED or PREFETCH_FAILED. Stopping it (standby ended, a boot failure) aborts it.
+ */
+export function prefetchRunner(deps: DownloadRunnerDeps) {
+  return fromCallback<AnyEventObject, DownloadInput, AgentEvent>(({ input, sendBack }) => {
+    const controller = new AbortController();
+    deps.logger.info({ version: input.settings.runnerVersion }, 'prefetching the runner while waiting for the config');
+    acquire(deps, input, controller.signal).then(
+      (runner) => {
+        if (!controller.signal.aborted) sendBack({ type: 'RUNNER_PREFETCHED', runner });
+      },
+      (error: unknown) => {
+        if (controller.signal.aborted) return;
+        const e = error as { retriable?: boolean; retryAfterMs?: number };
+        sendBack({ type: 'PREFETCH_FAILED', failure: { message: describeError(error), retriable: Boolean(e?.retriable), retryAfterMs: e?.retryAfterMs } });
+      },
+    );
+    return () => controller.abort();
   });
 }
 

@@ -11,7 +11,10 @@ import type { RunnerReaper } from '../services/runner-reaper.js';
 import type { Logger } from '../services/logger.js';
 import type { SecretVault } from '../services/secrets.js';
 import { cleanup } from './cleanup.js';
-import { downloadRunner } from './download-runner.js';
+import { downloadRunner, prefetchRunner } from './download-runner.js';
+import { inspectJob } from './inspect-job.js';
+import { prepareJob } from './prepare-job.js';
+import { uploadRunnerLogs } from './upload-runner-logs.js';
 import { flushLogs } from './flush-logs.js';
 import { logShipper } from './log-shipper.js';
 import { processWatcher } from './process-watcher.js';
@@ -51,6 +54,10 @@ export function createActors(deps: AgentDeps): typeof actorContracts {
     resolveIdentity: resolveIdentity({ imds }),
     readRunnerConfig: readRunnerConfig({ ssm: aws.ssm, vault, logger }),
     downloadRunner: downloadRunner({ logger, s3: aws.s3 }),
+    prefetchRunner: prefetchRunner({ logger, s3: aws.s3 }),
+    prepareJob: prepareJob({ logger }),
+    inspectJob: inspectJob({ logger }),
+    uploadRunnerLogs: uploadRunnerLogs({ logger, s3: aws.s3 }),
     registerRunner: registerRunner({ logger, vault, onSpawn: (pid) => reaper?.watch(pid) }),
     runnerProcess: runnerProcess({
       logger,

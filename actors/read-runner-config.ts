@@ -5,16 +5,21 @@ import type { JobSpec } from '../machines/types.js';
 import type { ClientFactory } from '../services/aws-clients.js';
 import type { Logger } from '../services/logger.js';
 import type { SecretVault } from '../services/secrets.js';
-import { ssmParameterName } from '../services/settings.js';
+import { credentialParameterName, ssmParameterName } from '../services/settings.js';
 import { SsmConfigStore } from '../services/ssm-config.js';
 
-/** Read, validate and delete the runner config; its secrets go to the vault, never to the context. */
+/**
+ * One poll for the runner config (…/config and its …/credential). Found: validated, both
+ * parameters deleted, secrets in the vault, never in the context. Not there yet, SSM failing,
+ * or unusable: rejects with the classified error (services/ssm-config.ts); the chart decides.
+ */
 export function readRunnerConfig(deps: { ssm: ClientFactory<SSMClient>; vault: SecretVault; logger: Logger }) {
   return fromPromise<JobSpec, RunnerConfigInput>(async ({ input, signal }) => {
-    const name = ssmParameterName(input.settings, input.identity.instanceId);
-    const store = new SsmConfigStore(await deps.ssm(input.identity.region), deps.vault, (message) => deps.logger.warn(message));
-    const spec = await store.take(name, { signal });
-    deps.logger.info({ parameter: name, mode: spec.mode, run_id: spec.runId, job_id: spec.jobId }, 'runner config read and deleted');
+    const config = ssmParameterName(input.settings, input.identity.instanceId);
+    const names = { config, credential: credentialParameterName(config) };
+    const store = new SsmConfigStore(await deps.ssm(input.identity.region), deps.vault, deps.logger);
+    const spec = await store.poll(names, { signal, timeoutMs: input.settings.ssmTimeoutMs });
+    deps.logger.info({ parameter: config, layout: spec.layout, mode: spec.mode, run_id: spec.runId, job_id: spec.jobId }, 'runner config read and deleted');
     return spec;
   });
 }

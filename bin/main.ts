@@ -7,6 +7,7 @@
  *   runs-fleet-agent check-config
  *   runs-fleet-agent --version | --help
  */
+import { readFileSync } from 'node:fs';
 import { createActor, waitFor, type AnyActorRef, type InspectionEvent, type StateValue } from 'xstate';
 import { createActors } from '../actors/index.js';
 import { agentMachine } from '../machines/agent.machine.js';
@@ -177,7 +178,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
       runnerDir: settings.runnerDir,
     }) });
   const actor = createActor(machine, {
-    input: { env: io.env },
+    input: { env: io.env, bootUptimeSeconds: readUptimeSeconds() },
     logger: (...parts: unknown[]) => logger.info(parts.map(String).join(' ')),
     inspect: onInspection,
   });
@@ -188,7 +189,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
   actor.start();
   let code: 0 | 1 = 1;
   try {
-    const done = await waitFor(actor as AnyActorRef, (s) => s.matches({ terminating: 'done' }) || s.status !== 'active', {
+    const done = await waitFor(actor as AnyActorRef, (s) => s.matches({ terminating: 'done' }) || s.matches('standbyEnded') || s.status !== 'active', {
       timeout: Infinity,
     });
     const outcome = agentOutcome(done.context);
@@ -208,6 +209,16 @@ async function run(args: string[], io: CliIo): Promise<number> {
     aws.destroy();
   }
   return code;
+}
+
+/** Seconds since the machine booted (/proc/uptime): `bootstrap_boot_seconds`. Undefined off Linux. */
+function readUptimeSeconds(): number | undefined {
+  try {
+    const value = Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
+    return Number.isFinite(value) && value > 0 ? value : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function stateDetail(value: StateValue): string {

@@ -7,7 +7,7 @@ import { fromCallback, fromPromise, type AnyEventObject } from 'xstate';
 import type { Settings } from '../services/settings.js';
 import type { AgentEvent, StopRunnerCommand } from './events.js';
 import type { TelemetryMessage } from './outcome.js';
-import type { Identity, InstalledRunner, JobSpec } from './types.js';
+import type { Identity, InstalledRunner, JobFacts, JobPrep, JobSpec, LogUploadOutcome } from './types.js';
 
 export interface IdentityInput { settings: Settings }
 export interface RunnerConfigInput { settings: Settings; identity: Identity }
@@ -21,6 +21,9 @@ export interface FlushLogsInput { timeoutMs: number }
 export interface FlushLogsResult { shipped: number; dropped: number }
 export interface TerminateInput { instanceId: string; region: string }
 export interface WatchdogInput { settings: Settings; identity?: Identity; jobSpec?: JobSpec }
+export interface PrepareJobInput { settings: Settings; jobSpec: JobSpec; runner: InstalledRunner }
+export interface InspectJobInput { settings: Settings; jobPrep?: JobPrep; ranJob: boolean }
+export interface RunnerLogsInput { settings: Settings; jobSpec?: JobSpec; instanceId?: string; region?: string; budgetMs: number }
 
 /** Stand-in used until `provide()` gives the real implementation: failing loudly beats a silent no-op. */
 function notProvided<TOutput, TInput>(name: string) {
@@ -41,8 +44,16 @@ export const actorContracts = {
   readRunnerConfig: notProvided<JobSpec, RunnerConfigInput>('readRunnerConfig'),
   /** Get the runner: already installed, S3 cache, or GitHub Releases (verified). */
   downloadRunner: notProvided<InstalledRunner, DownloadInput>('downloadRunner'),
+  /** The same download started during standby, as a child that reports RUNNER_PREFETCHED / PREFETCH_FAILED. */
+  prefetchRunner: notProvidedCallback<DownloadInput>('prefetchRunner'),
   /** Token mode: `config.sh --unattended --ephemeral ...`. JIT mode: nothing to run. */
   registerRunner: notProvided<void, RegisterInput>('registerRunner'),
+  /** Before run.sh: the buildx cache shim's variables into the runner's `.env`, a tool-cache snapshot. */
+  prepareJob: notProvided<JobPrep, PrepareJobInput>('prepareJob'),
+  /** After the job: the tool-cache entries it added, the buildx shim's outcome. */
+  inspectJob: notProvided<JobFacts, InspectJobInput>('inspectJob'),
+  /** The runner's `_diag` logs, gzipped, to the config's runner-logs bucket; resolves the outcome. */
+  uploadRunnerLogs: notProvided<LogUploadOutcome, RunnerLogsInput>('uploadRunnerLogs'),
   /** `run.sh` as the runner user; output parsed into events; STOP drains its process group. */
   runnerProcess: notProvidedCallback<RunnerProcessInput, StopRunnerCommand>('runnerProcess'),
   /** One telemetry message to SQS, bounded retries; resolves `{ sent: false }` rather than rejecting. */

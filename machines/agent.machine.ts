@@ -7,13 +7,13 @@
  * stop (SIGTERM, spot notice, max runtime, idle, full disk) and crash is an event.
  * Pure decisions (final status, telemetry message) live in outcome.ts.
  */
-import { assign, enqueueActions, log, raise, setup, spawnChild, stopChild } from 'xstate';
+import { assign, enqueueActions, log, raise, setup, spawnChild, stopChild, type DoneActorEvent } from 'xstate';
 import { parseSettings } from '../services/settings.js';
 import { actorContracts } from './actor-contracts.js';
 import { STOP_EVENTS, type AgentEvent, type StopReason } from './events.js';
 import type { WatchdogInput } from './actor-contracts.js';
 import { finalStatus, queueUrl, telemetryMessage } from './outcome.js';
-import type { AgentContext, AgentInput, FailurePhase, StateName } from './types.js';
+import type { AgentContext, AgentInput, FailurePhase, JobSpec, StateName, StandbyEndReason } from './types.js';
 
 /** Download attempts before giving up (transient failures only). */
 export const DOWNLOAD_ATTEMPTS = 3;
@@ -28,6 +28,24 @@ export const CLEANUP_DEADLINE_MS = 10_000;
 export const FINAL_FLUSH_MS = 3_000;
 /** How long after its own timeout an actor that reports partial results gets before the machine moves on. */
 export const BACKSTOP_MS = 1_000;
+/** Standby polls (the orchestrator's cmd/agent/standby.go): every 2 s for the first 15 polls (~30 s)… */
+export const STANDBY_FAST_POLL_MS = 2_000;
+export const STANDBY_FAST_POLLS = 15;
+/** …then every 5 s ±20 % jitter, so that idle spares do not poll in lockstep. */
+export const STANDBY_SLOW_POLL_MS = 5_000;
+export const STANDBY_JITTER = 0.2;
+/** Throttled polls back off further: doubling from the slow poll up to this. */
+export const STANDBY_THROTTLED_MAX_MS = 60_000;
+/** A failing SSM read is logged at most this often while waiting (the count of the others with it). */
+export const POLL_ERROR_LOG_INTERVAL_MS = 60_000;
+/** Preparing the job (the buildx cache `.env`, the tool-cache snapshot) may take this long. */
+export const PREPARE_DEADLINE_MS = 10_000;
+/** Reading what the job left (tool-cache markers, the buildx shim's outcome) may take this long. */
+export const INSPECT_DEADLINE_MS = 10_000;
+/** The runner logs' upload to S3 (the orchestrator's logShipTimeout). */
+export const RUNNER_LOGS_BUDGET_MS = 60_000;
+/** After a spot notice, what the runner logs' upload leaves of the time before AWS acts, for the report and the termination. */
+export const SPOT_REPORT_RESERVE_MS = 20_000;
 
 const errorText = (event: unknown): string => {
   const error = (event as { error?: unknown }).error;
@@ -35,6 +53,8 @@ const errorText = (event: unknown): string => {
 };
 const isRetriable = (event: unknown): boolean =>
   Boolean(((event as { error?: { retriable?: boolean } }).error as { retriable?: boolean } | undefined)?.retriable);
+/** The kind the SSM config store gave its error (services/ssm-config.ts): not-found, read-error or unusable. */
+const configErrorKind = (event: unknown): string | undefined => ((event as { error?: { kind?: string } }).error as { kind?: string } | undefined)?.kind;
 
 const STOP_DETAILS: Record<StopReason, (event: AgentEvent, ctx: AgentContext) => string> = {
   sigterm: (e) => `agent received ${(e as { signal?: string }).signal ?? 'SIGTERM'}`,
@@ -63,10 +83,25 @@ export const agentMachine = setup({
     terminateDisabled: ({ context }) => !context.settings.terminate,
     /** Without an instance id there is nothing to terminate: exit non-zero so systemd powers off. */
     identityUnknown: ({ context }) => context.identity === undefined,
+    /** The config was written but cannot be used (not JSON, no credential, a bad field): report it. */
+    configUnusable: ({ event }) => configErrorKind(event) === 'unusable',
+    /** The prefetch got the runner while the agent waited. */
+    prefetchDone: ({ context }) => context.prefetch === 'done' && context.runner !== undefined,
+    /** The prefetch is still downloading. */
+    prefetchRunning: ({ context }) => context.prefetch === 'running',
+    /** The prefetch failed in a way another attempt may fix. */
+    prefetchFailedRetriable: ({ context }) =>
+      context.prefetch === 'failed' && Boolean(context.prefetchError?.retriable) && context.downloadAttempt < DOWNLOAD_ATTEMPTS,
+    /** The prefetch failed for good (404, checksum mismatch). */
+    prefetchFailed: ({ context }) => context.prefetch === 'failed',
   },
   delays: {
     /** Hard ceiling from agent start (RUNS_FLEET_MAX_RUNTIME_MINUTES). */
     maxRuntime: ({ context }) => Math.max(0, context.startedAtMs + context.settings.maxRuntimeMs - context.now()),
+    /** Standby gives up on the config (RUNS_FLEET_STANDBY_DEADLINE_MINUTES), from agent start like the orchestrator's agent. */
+    standbyDeadline: ({ context }) => Math.max(0, context.startedAtMs + context.settings.standbyDeadlineMs - context.now()),
+    /** Next standby poll: 2 s at first, then 5 s ±20 %; throttled polls double up to 60 s. */
+    standbyPoll: ({ context }) => standbyPollMs(context.standby.polls - 1, context.standby.throttled),
     /** Registered but no job started (RUNS_FLEET_IDLE_TIMEOUT_MINUTES). */
     idleTimeout: ({ context }) => context.settings.idleTimeoutMs,
     /**
@@ -82,6 +117,10 @@ export const agentMachine = setup({
     /** Telemetry may not hold the instance longer than this (RUNS_FLEET_REPORT_TIMEOUT_SECONDS). */
     reportDeadline: ({ context }) => context.settings.reportTimeoutMs,
     cleanupDeadline: CLEANUP_DEADLINE_MS,
+    prepareDeadline: PREPARE_DEADLINE_MS,
+    inspectDeadline: INSPECT_DEADLINE_MS,
+    /** Backstop of the runner logs' upload, which stops itself at its budget. */
+    runnerLogsDeadline: ({ context }) => runnerLogsBudgetMs(context) + BACKSTOP_MS,
     /** The last flush only carries the agent's closing lines: the job's log was flushed in reporting. */
     finalFlushDeadline: ({ context }) => finalFlushMs(context) + BACKSTOP_MS,
     /**
@@ -133,12 +172,69 @@ export const agentMachine = setup({
       downloadAttempt: context.downloadAttempt + 1,
       retryAfterMs: (event as { error?: { retryAfterMs?: number } }).error?.retryAfterMs,
     })),
+    /** The prefetch's failure counts as the first attempt. */
+    countPrefetchAttempt: assign(({ context }) => ({
+      downloadAttempt: context.downloadAttempt + 1,
+      retryAfterMs: context.prefetchError?.retryAfterMs,
+    })),
+    recordPrefetchFailure: assign(({ context }) =>
+      context.failure ? {} : { failure: { phase: 'download' as const, message: context.prefetchError?.message ?? 'the runner download failed' } },
+    ),
+    /** Watchdogs and the log shipper: once the lifecycle is past standby (idempotent). */
     startWatchdogs: enqueueActions(({ context, enqueue }) => {
+      if (context.watchdogsStarted) return;
+      enqueue.assign({ watchdogsStarted: true });
       const input: WatchdogInput = { settings: context.settings, identity: context.identity, jobSpec: context.jobSpec };
       enqueue.spawnChild('logShipper', { id: 'logShipper', input });
       enqueue.spawnChild('spotWatcher', { id: 'spotWatcher', input });
       enqueue.spawnChild('resourceMonitor', { id: 'resourceMonitor', input });
     }),
+    /** The runner's download needs nothing from the config: start it while waiting. */
+    startPrefetch: enqueueActions(({ context, enqueue }) => {
+      // Only when allowed (RUNS_FLEET_PREFETCH_RUNNER) and the environment is valid (else booting ends in reporting).
+      if (!context.settings.prefetchRunner || context.settingErrors.length > 0 || context.prefetch !== 'off') return;
+      enqueue.assign({ prefetch: 'running' as const, prefetchStartedAtMs: context.now() });
+      enqueue.spawnChild('prefetchRunner', { id: 'prefetch', input: { settings: context.settings, attempt: 1 } });
+    }),
+    recordPrefetched: assign(({ context, event }) => ({
+      prefetch: 'done' as const,
+      runner: event.type === 'RUNNER_PREFETCHED' ? event.runner : context.runner,
+      prefetchMs: context.prefetchStartedAtMs === undefined ? undefined : context.now() - context.prefetchStartedAtMs,
+    })),
+    recordPrefetchError: assign(({ event }) => ({
+      prefetch: 'failed' as const,
+      prefetchError: event.type === 'PREFETCH_FAILED' ? event.failure : { message: 'the runner download failed', retriable: false },
+    })),
+    recordConfig: assign(({ context, event }) => ({
+      jobSpec: (event as unknown as DoneActorEvent<JobSpec>).output,
+      configFoundAtMs: context.now(),
+    })),
+    /** An unusable config: the failure, and the queue it named (to report it there). */
+    recordUnusableConfig: assign(({ context, event }) => ({
+      failure: context.failure ?? { phase: 'config' as const, message: errorText(event) },
+      salvagedQueueUrl: ((event as { error?: { queueUrl?: string } }).error as { queueUrl?: string } | undefined)?.queueUrl,
+    })),
+    /** A poll found nothing or failed: count it; a failure is logged at most once a minute. */
+    notePollFailure: enqueueActions(({ context, event, enqueue }) => {
+      const error = (event as { error?: { kind?: string; throttled?: boolean } }).error;
+      const now = context.now();
+      const s = context.standby;
+      const next = { ...s, polls: s.polls + 1, throttled: error?.throttled ? s.throttled + 1 : 0 };
+      if (configErrorKind(event) !== 'not-found' || /credential/.test(errorText(event))) {
+        next.errors = s.errors + 1;
+        if (s.lastErrorLogMs === undefined || now - s.lastErrorLogMs >= POLL_ERROR_LOG_INTERVAL_MS) {
+          const more = s.suppressed > 0 ? ` (${s.suppressed} more since the last one)` : '';
+          enqueue(log(`standby: ${errorText(event)}; polling on${more}`));
+          next.lastErrorLogMs = now;
+          next.suppressed = 0;
+        } else next.suppressed = s.suppressed + 1;
+      }
+      enqueue.assign({ standby: next });
+    }),
+    endStandby: assign(({ context }, params: { reason: StandbyEndReason }) => ({
+      standbyEnd: context.standbyEnd ?? { reason: params.reason, atMs: context.now() },
+    })),
+    markRunnerSpawned: assign(({ context }) => ({ runnerSpawnedAtMs: context.runnerSpawnedAtMs ?? context.now() })),
     markJobListening: assign(({ context }) => ({ job: { ...context.job, listening: true } })),
     markJobStarted: assign(({ context, event }) =>
       event.type === 'JOB_STARTED' ? { job: { ...context.job, name: event.jobName, startedAt: event.at } } : {},
@@ -179,6 +275,10 @@ export const agentMachine = setup({
       telemetry: { startedSent: false, finalSent: false },
       termination: { requested: false },
       panics: 0,
+      standby: { polls: 0, errors: 0, throttled: 0, suppressed: 0 },
+      prefetch: 'off',
+      watchdogsStarted: false,
+      bootUptimeSeconds: input.bootUptimeSeconds,
     };
   },
   invoke: { src: 'processWatcher', id: 'processWatcher' },
@@ -196,9 +296,28 @@ export const agentMachine = setup({
   initial: 'booting',
   states: {
     booting: {
-      description: 'Read the environment, learn identity, read (and delete) the runner config from SSM.',
+      description: 'Read the environment, learn identity, then wait for the runner config in SSM (standby).',
       entry: { type: 'enterState', params: { state: 'booting' } },
-      exit: ['leaveState', 'startWatchdogs'],
+      exit: 'leaveState',
+      on: {
+        SIGTERM: {
+          target: 'standbyEnded',
+          actions: { type: 'endStandby', params: { reason: 'sigterm' } },
+          description: 'No job was given: a warm-pool stop. Exit 0, nothing reported, nothing terminated.',
+        },
+        TIMEOUT: {
+          target: 'standbyEnded',
+          actions: { type: 'endStandby', params: { reason: 'max_runtime' } },
+          description: 'Max runtime before any config: no job was given.',
+        },
+        PANIC: {
+          target: 'standbyEnded',
+          actions: [{ type: 'endStandby', params: { reason: 'panic' } }, 'countPanic'],
+          description: 'A crash before any job: nothing to report; exit 1 and let systemd power off.',
+        },
+        RUNNER_PREFETCHED: { actions: 'recordPrefetched', description: 'The runner is ready before the config.' },
+        PREFETCH_FAILED: { actions: 'recordPrefetchError', description: 'Kept for downloading to retry.' },
+      },
       initial: 'identity',
       states: {
         identity: {
@@ -207,7 +326,7 @@ export const agentMachine = setup({
             src: 'resolveIdentity',
             input: ({ context }) => ({ settings: context.settings }),
             onDone: {
-              target: 'runnerConfig',
+              target: 'standby',
               // From here on every actor's settings carry the resolved instance id and region.
               actions: assign({
                 identity: ({ event }) => event.output,
@@ -217,13 +336,40 @@ export const agentMachine = setup({
             onError: { target: '#agent.reporting', actions: { type: 'recordFailure', params: { phase: 'config' } } },
           },
         },
-        runnerConfig: {
-          description: 'Read the SecureString runner config, validate it, delete it.',
-          invoke: {
-            src: 'readRunnerConfig',
-            input: ({ context }) => ({ settings: context.settings, identity: context.identity! }),
-            onDone: { target: 'validated', actions: assign({ jobSpec: ({ event }) => event.output }) },
-            onError: { target: '#agent.reporting', actions: { type: 'recordFailure', params: { phase: 'config' } } },
+        standby: {
+          description:
+            'Poll SSM until the orchestrator writes the config (after launch, or when a warm-pool spare is assigned); download the runner meanwhile.',
+          entry: ['startPrefetch', log(({ context }) => `standby: waiting for the runner config (deadline in ${Math.round(context.settings.standbyDeadlineMs / 1000)} s from start)`)],
+          after: {
+            standbyDeadline: {
+              target: '#agent.standbyEnded',
+              actions: { type: 'endStandby', params: { reason: 'deadline' } },
+              description: 'No config by the standby deadline: exit 0, nothing reported.',
+            },
+          },
+          initial: 'polling',
+          states: {
+            polling: {
+              description: 'One read of …/config and …/credential, each call with its own timeout.',
+              invoke: {
+                src: 'readRunnerConfig',
+                input: ({ context }) => ({ settings: context.settings, identity: context.identity! }),
+                onDone: { target: '#agent.booting.validated', actions: 'recordConfig' },
+                onError: [
+                  {
+                    guard: 'configUnusable',
+                    target: '#agent.reporting',
+                    actions: 'recordUnusableConfig',
+                    description: 'Written but unusable: report it (bootstrap_failed) and terminate.',
+                  },
+                  { target: 'waiting', actions: 'notePollFailure', description: 'Not there yet, or SSM failed: poll again.' },
+                ],
+              },
+            },
+            waiting: {
+              description: 'The named poll delay: fast, then slow with jitter, longer while throttled.',
+              after: { standbyPoll: 'polling' },
+            },
           },
         },
         validated: {
@@ -236,12 +382,35 @@ export const agentMachine = setup({
       },
     },
 
+    standbyEnded: {
+      type: 'final',
+      description: 'Standby ended without a config (SIGTERM, deadline): exit 0, no telemetry, no TerminateInstances.',
+      entry: [stopChild('prefetch'), log(({ context }) => `standby ended without a runner config (${context.standbyEnd?.reason})`)],
+    },
+
     downloading: {
       description: 'Get the runner: installed, S3 cache or GitHub Releases; verified and extracted.',
-      entry: { type: 'enterState', params: { state: 'downloading' } },
+      entry: [{ type: 'enterState', params: { state: 'downloading' } }, 'startWatchdogs'],
       exit: 'leaveState',
-      initial: 'attempt',
+      initial: 'pending',
       states: {
+        pending: {
+          description: 'Use what the prefetch got while waiting, wait for it, or download now.',
+          always: [
+            { guard: 'prefetchDone', target: '#agent.registering', description: 'The runner was ready before the config.' },
+            { guard: 'prefetchRunning', target: 'awaitingPrefetch' },
+            { guard: 'prefetchFailedRetriable', target: 'backoff', actions: 'countPrefetchAttempt', description: 'The prefetch failed transiently.' },
+            { guard: 'prefetchFailed', target: '#agent.reporting', actions: 'recordPrefetchFailure', description: 'The prefetch failed for good.' },
+            { target: 'attempt' },
+          ],
+        },
+        awaitingPrefetch: {
+          description: 'The download started during standby is still running.',
+          on: {
+            RUNNER_PREFETCHED: { target: '#agent.registering', actions: 'recordPrefetched' },
+            PREFETCH_FAILED: { target: 'pending', actions: 'recordPrefetchError', description: 'Retried or reported as any failed attempt.' },
+          },
+        },
         attempt: {
           invoke: {
             src: 'downloadRunner',
@@ -270,19 +439,35 @@ export const agentMachine = setup({
     },
 
     registering: {
-      description: "Prepare the runner's identity: JIT needs nothing; a registration token runs config.sh.",
+      description: "Prepare the runner's identity: JIT needs nothing; a registration token runs config.sh. Then prepare the job.",
       entry: { type: 'enterState', params: { state: 'registering' } },
       exit: 'leaveState',
-      invoke: {
-        src: 'registerRunner',
-        input: ({ context }) => ({ settings: context.settings, jobSpec: context.jobSpec!, runner: context.runner! }),
-        onDone: { target: 'running' },
-        onError: { target: 'reporting', actions: { type: 'recordFailure', params: { phase: 'registration' } } },
+      initial: 'registeringRunner',
+      states: {
+        registeringRunner: {
+          invoke: {
+            src: 'registerRunner',
+            input: ({ context }) => ({ settings: context.settings, jobSpec: context.jobSpec!, runner: context.runner! }),
+            onDone: { target: 'preparingJob' },
+            onError: { target: '#agent.reporting', actions: { type: 'recordFailure', params: { phase: 'registration' } } },
+          },
+        },
+        preparingJob: {
+          description: "The buildx cache shim's variables into the runner's .env; a snapshot of the tool cache.",
+          invoke: {
+            src: 'prepareJob',
+            input: ({ context }) => ({ settings: context.settings, jobSpec: context.jobSpec!, runner: context.runner! }),
+            onDone: { target: '#agent.running', actions: assign({ jobPrep: ({ event }) => event.output }) },
+            onError: { target: '#agent.running', actions: log(({ event }) => `preparing the job failed (the job runs without it): ${errorText(event)}`) },
+          },
+          after: { prepareDeadline: { target: '#agent.running', description: 'Never holds the job.' } },
+        },
       },
     },
 
     running: {
       description: 'run.sh as the runner user; its output tells when the job starts and how it ended.',
+      type: 'parallel',
       entry: [
         { type: 'enterState', params: { state: 'running' } },
         spawnChild('runnerProcess', {
@@ -299,33 +484,49 @@ export const agentMachine = setup({
         IDLE_TIMEOUT: { target: 'draining', actions: 'recordStop', description: 'No job came: stop the runner.' },
         PANIC: { target: 'draining', actions: 'recordPanic', description: 'A crash: stop the runner before reporting.' },
         RUNNER_EXITED: { target: 'draining', actions: 'markRunnerExited', description: 'The runner ended by itself.' },
+        RUNNER_SPAWNED: { actions: 'markRunnerSpawned' },
         JOB_COMPLETED: { actions: 'markJobCompleted' },
       },
-      initial: 'waitingForJob',
       states: {
-        waitingForJob: {
-          description: 'Registered; waiting for GitHub to assign the job.',
-          on: {
-            RUNNER_LISTENING: { actions: 'markJobListening' },
-            JOB_STARTED: { target: 'jobRunning', actions: 'markJobStarted' },
-          },
-          after: {
-            idleTimeout: {
-              actions: raise({ type: 'IDLE_TIMEOUT' }),
-              description: 'No job in time: the only escape from run.sh restarting forever.',
+        job: {
+          initial: 'waitingForJob',
+          states: {
+            waitingForJob: {
+              description: 'Registered; waiting for GitHub to assign the job.',
+              on: {
+                RUNNER_LISTENING: { actions: 'markJobListening' },
+                JOB_STARTED: { target: 'jobRunning', actions: 'markJobStarted' },
+              },
+              after: {
+                idleTimeout: {
+                  actions: raise({ type: 'IDLE_TIMEOUT' }),
+                  description: 'No job in time: the only escape from run.sh restarting forever.',
+                },
+              },
             },
+            jobRunning: { description: 'The job runs.' },
           },
         },
-        jobRunning: {
-          description: 'The job runs; the started message goes out once.',
-          invoke: {
-            src: 'sendTelemetry',
-            input: ({ context }) => ({
-              queueUrl: queueUrl(context),
-              region: context.identity?.region,
-              message: telemetryMessage(context, 'started'),
-            }),
-            onDone: { actions: 'markStartedSent' },
+        confirmation: {
+          description: "The orchestrator's confirmation that the runner came up: `started`, once, when run.sh runs.",
+          initial: 'awaitingSpawn',
+          states: {
+            awaitingSpawn: {
+              on: { RUNNER_SPAWNED: { target: 'sending', actions: 'markRunnerSpawned' } },
+            },
+            sending: {
+              invoke: {
+                src: 'sendTelemetry',
+                input: ({ context }) => ({
+                  queueUrl: queueUrl(context),
+                  region: context.identity?.region,
+                  message: telemetryMessage(context, 'started'),
+                }),
+                onDone: { target: 'settled', actions: 'markStartedSent' },
+                onError: { target: 'settled' },
+              },
+            },
+            settled: { type: 'final' },
           },
         },
       },
@@ -337,6 +538,7 @@ export const agentMachine = setup({
       exit: ['leaveState', stopChild('runner')],
       on: {
         RUNNER_EXITED: { target: 'reporting', actions: 'markRunnerExited', description: 'The runner is gone.' },
+        RUNNER_SPAWNED: { actions: 'markRunnerSpawned' },
         JOB_COMPLETED: { actions: 'markJobCompleted' },
         SIGTERM: { description: 'Already draining.' },
         SPOT_INTERRUPTION: { description: 'Already draining.' },
@@ -360,16 +562,50 @@ export const agentMachine = setup({
     },
 
     reporting: {
-      description: 'Flush the logs (so the message can count what was lost), then send the final telemetry message.',
-      entry: { type: 'enterState', params: { state: 'reporting' } },
+      description: 'What the job left, its runner logs to S3, the log flush, then the final telemetry message.',
+      entry: [{ type: 'enterState', params: { state: 'reporting' } }, stopChild('prefetch'), 'startWatchdogs'],
       exit: 'leaveState',
       on: {
         SIGTERM: { description: 'Already reporting.' },
         SPOT_INTERRUPTION: { description: 'Already reporting.' },
         DISK_FULL: { description: 'Already reporting.' },
       },
-      initial: 'flushingLogs',
+      initial: 'inspectingJob',
       states: {
+        inspectingJob: {
+          description: "Tool-cache markers the job added, the buildx shim's outcome.",
+          invoke: {
+            src: 'inspectJob',
+            input: ({ context }) => ({ settings: context.settings, jobPrep: context.jobPrep, ranJob: context.runnerSpawnedAtMs !== undefined }),
+            onDone: { target: 'uploadingRunnerLogs', actions: assign({ jobFacts: ({ event }) => event.output }) },
+            onError: 'uploadingRunnerLogs',
+          },
+          after: { inspectDeadline: 'uploadingRunnerLogs' },
+          on: {
+            TIMEOUT: { target: 'sending', description: 'Out of time: the report matters more.' },
+            PANIC: { target: 'sending', actions: 'countPanic', description: 'A crash: report anyway.' },
+          },
+        },
+        uploadingRunnerLogs: {
+          description: "The runner's _diag logs to the config's runner_logs_bucket, within 60 s (less after a spot notice).",
+          invoke: {
+            src: 'uploadRunnerLogs',
+            input: ({ context }) => ({
+              settings: context.settings,
+              jobSpec: context.jobSpec,
+              instanceId: context.identity?.instanceId,
+              region: context.identity?.region,
+              budgetMs: runnerLogsBudgetMs(context),
+            }),
+            onDone: { target: 'flushingLogs', actions: assign({ logUpload: ({ event }) => event.output }) },
+            onError: { target: 'flushingLogs', actions: assign({ logUpload: 'failed' as const }) },
+          },
+          after: { runnerLogsDeadline: { target: 'flushingLogs', actions: assign({ logUpload: 'failed' as const }) } },
+          on: {
+            TIMEOUT: { target: 'sending', description: 'Out of time: the report matters more.' },
+            PANIC: { target: 'sending', actions: 'countPanic', description: 'A crash: report anyway.' },
+          },
+        },
         flushingLogs: {
           description: "Ship the job's log before reporting, within the flush deadline.",
           invoke: {
@@ -463,6 +699,21 @@ export const agentMachine = setup({
     },
   },
 });
+
+/** Delay after standby poll number `poll` (0-indexed, as the orchestrator's standbyPollDelay), `throttled` consecutive throttled ones. */
+export function standbyPollMs(poll: number, throttled: number, random: () => number = Math.random): number {
+  const jitter = 1 + (random() * 2 - 1) * STANDBY_JITTER;
+  if (throttled > 0) return Math.min(STANDBY_THROTTLED_MAX_MS, STANDBY_SLOW_POLL_MS * 2 ** throttled) * jitter;
+  if (poll < STANDBY_FAST_POLLS) return STANDBY_FAST_POLL_MS;
+  return STANDBY_SLOW_POLL_MS * jitter;
+}
+
+/** The runner logs' upload budget: 60 s, and after a spot notice no more than what leaves time to report. */
+export function runnerLogsBudgetMs(context: AgentContext): number {
+  if (context.stop?.reason !== 'spot' || !context.stop.spotTime) return RUNNER_LOGS_BUDGET_MS;
+  const left = Date.parse(context.stop.spotTime) - context.now() - SPOT_REPORT_RESERVE_MS;
+  return Number.isFinite(left) ? Math.max(0, Math.min(RUNNER_LOGS_BUDGET_MS, left)) : RUNNER_LOGS_BUDGET_MS;
+}
 
 /** Deadline of the last log flush in terminating. */
 export function finalFlushMs(context: AgentContext): number {

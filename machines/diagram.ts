@@ -53,7 +53,8 @@ function rootSources(machine: AnyStateMachine, eventType: string): AnyStateNode[
     }
     for (const child of Object.values(node.states)) visit(child);
   };
-  for (const top of Object.values(machine.root.states)) visit(top);
+  // A top-level final state ends the machine: nothing applies from it.
+  for (const top of Object.values(machine.root.states)) if (top.type !== 'final') visit(top);
   return sources;
 }
 

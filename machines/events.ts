@@ -4,6 +4,8 @@
  * and the crash handler send these; the machine decides what they mean per state.
  */
 
+import type { DownloadFailure, InstalledRunner } from './types.js';
+
 /** Why a job (or the boot) was stopped before its natural end. Kept for telemetry. */
 export type StopReason = 'sigterm' | 'spot' | 'timeout' | 'idle' | 'disk_full';
 
@@ -51,6 +53,24 @@ export interface PanicEvent {
   stack?: string;
 }
 
+/** The download started during standby got the runner (verified, extracted). */
+export interface RunnerPrefetchedEvent {
+  type: 'RUNNER_PREFETCHED';
+  runner: InstalledRunner;
+}
+
+/** The download started during standby failed; downloading retries it or reports it. */
+export interface PrefetchFailedEvent {
+  type: 'PREFETCH_FAILED';
+  failure: DownloadFailure;
+}
+
+/** run.sh was spawned (it runs, as the runner user): the moment the orchestrator's `started` means. */
+export interface RunnerSpawnedEvent {
+  type: 'RUNNER_SPAWNED';
+  pid: number;
+}
+
 /** The runner printed `Listening for Jobs`. */
 export interface RunnerListeningEvent {
   type: 'RUNNER_LISTENING';
@@ -85,6 +105,9 @@ export type AgentEvent =
   | DiskFullEvent
   | MemoryLowEvent
   | PanicEvent
+  | RunnerPrefetchedEvent
+  | PrefetchFailedEvent
+  | RunnerSpawnedEvent
   | RunnerListeningEvent
   | JobStartedEvent
   | JobCompletedEvent

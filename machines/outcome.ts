@@ -2,7 +2,10 @@
  * Pure decisions about how a lifecycle ended: the final status, the telemetry
  * message, the exit code. No I/O here; the machine and the CLI both call these.
  */
-import type { AgentContext, AgentOutcome, FinalStatus, InterruptedBy, TelemetryStatus } from './types.js';
+import { constants } from 'node:os';
+import type { AgentContext, AgentOutcome, FinalStatus, InterruptedBy, LogUploadOutcome, TelemetryStatus } from './types.js';
+
+const osSignals = constants.signals;
 
 const INTERRUPTIONS: Record<string, InterruptedBy | undefined> = {
   sigterm: 'sigterm',
@@ -10,9 +13,17 @@ const INTERRUPTIONS: Record<string, InterruptedBy | undefined> = {
   disk_full: 'disk_full',
 };
 
-/** The final status and error. The stop's reason wins over the result the runner printed while being stopped. */
+/**
+ * The final status and error. Operational, as the orchestrator counts it (pkg/termination
+ * `jobResult`): `success` = the runner served the job to its end, whatever the workflow's
+ * result (that goes in `job_result`); `failure` = our side failed (crash, runner crash,
+ * disk full). The stop's reason wins over the `Canceled` the runner prints while being stopped.
+ */
 export function finalStatus(ctx: AgentContext): { status: FinalStatus; error?: string; interruptedBy?: InterruptedBy } {
   const failure = ctx.failure;
+  // Without a (usable) config nothing ran, and bootstrap_failed is the only status the orchestrator
+  // takes without a job_id: it finds the job by instance and requeues it.
+  if (!ctx.jobSpec) return { status: 'bootstrap_failed', error: failure?.message ?? ctx.stop?.detail ?? 'no runner config was read' };
   if (failure?.phase === 'panic') return { status: 'failure', error: failure.message };
   if (ctx.stop) {
     const interruptedBy = INTERRUPTIONS[ctx.stop.reason];
@@ -24,14 +35,11 @@ export function finalStatus(ctx: AgentContext): { status: FinalStatus; error?: s
       case 'disk_full':
         return { status: 'failure', error: ctx.stop.detail, interruptedBy };
       default:
-        return { status: 'interrupted', error: failure?.message, interruptedBy };
+        return { status: 'interrupted', error: failure?.message ?? ctx.stop.detail, interruptedBy };
     }
   }
   if (failure && failure.phase !== 'runner') return { status: 'bootstrap_failed', error: failure.message };
-  if (ctx.job.result !== undefined) {
-    const ok = ctx.job.result === 'Succeeded' || ctx.job.result === 'SucceededWithIssues';
-    return ok ? { status: 'success' } : { status: 'failure', error: `job ${ctx.job.name ?? ''} completed with result: ${ctx.job.result}` };
-  }
+  if (ctx.job.result !== undefined) return { status: 'success' };
   if (ctx.job.startedAt !== undefined) {
     return { status: 'failure', error: failure?.message ?? describeExit(ctx, 'the runner exited before reporting the job result') };
   }
@@ -44,6 +52,12 @@ function describeExit(ctx: AgentContext, what: string): string {
   return `${what} (${exit.signal ? `signal ${exit.signal}` : `exit code ${exit.exitCode}`})`;
 }
 
+/**
+ * The termination-queue message. Its types are the orchestrator's Go `Message`
+ * (pkg/termination/handler.go): integer `exit_code` and `duration_seconds`, RFC 3339
+ * timestamps or null, `job_id` a decimal string. Fields the orchestrator does not know
+ * (`timings`, …) it ignores.
+ */
 export interface TelemetryMessage {
   instance_id: string | null;
   job_id: string | null;
@@ -55,6 +69,16 @@ export interface TelemetryMessage {
   completed_at: string | null;
   error: string | null;
   interrupted_by: InterruptedBy | null;
+  /** The runner's own word for the workflow (`Succeeded`, `Failed`, `Canceled`, …), when it printed one. */
+  job_result?: string;
+  log_upload?: LogUploadOutcome;
+  tool_cache_misses?: string[];
+  build_cache_interception?: string;
+  bootstrap_boot_seconds?: number;
+  bootstrap_config_seconds?: number;
+  bootstrap_runner_seconds?: number;
+  bootstrap_register_seconds?: number;
+  bootstrap_total_seconds?: number;
   timings: Record<string, number>;
   memory_warnings: number;
   log_lines_shipped?: number;
@@ -64,6 +88,10 @@ export interface TelemetryMessage {
 }
 
 const seconds = (ms: number) => Math.round(ms / 10) / 100;
+/** Go's encoding/json wants an int: whole seconds, truncated like the orchestrator's agent (`int(d.Seconds())`). */
+const wholeSeconds = (ms: number) => Math.max(0, Math.floor(ms / 1000));
+/** Bootstrap segments are Go float64 with omitempty: a zero is left out, as "not measured". */
+const segment = (ms: number | undefined) => (ms === undefined || !Number.isFinite(ms) || ms <= 0 ? undefined : Math.round(ms) / 1000);
 
 /** Timings so far, including the time spent in the current state. */
 export function timingsSoFar(ctx: AgentContext): Record<string, number> {
@@ -71,36 +99,84 @@ export function timingsSoFar(ctx: AgentContext): Record<string, number> {
   if (ctx.current) {
     timings[ctx.current.state] = seconds((timings[ctx.current.state] ?? 0) * 1000 + ctx.now() - ctx.current.enteredAtMs);
   }
+  if (ctx.prefetchMs !== undefined) timings.prefetch = seconds(ctx.prefetchMs);
   return timings;
+}
+
+/**
+ * `bootstrap_*_seconds` as the orchestrator's agent defines them (cmd/agent/main.go): boot =
+ * /proc/uptime when the agent started; config = waiting for and reading the config; runner =
+ * getting the runner once the config was there (what a prefetch did not already do); register =
+ * registration; total = config found → run.sh started.
+ */
+function bootstrapSegments(ctx: AgentContext): Partial<TelemetryMessage> {
+  const total = ctx.runnerSpawnedAtMs !== undefined && ctx.configFoundAtMs !== undefined ? ctx.runnerSpawnedAtMs - ctx.configFoundAtMs : undefined;
+  const fields: Partial<TelemetryMessage> = {
+    bootstrap_boot_seconds: ctx.bootUptimeSeconds !== undefined ? segment(ctx.bootUptimeSeconds * 1000) : undefined,
+    bootstrap_config_seconds: ctx.configFoundAtMs !== undefined ? segment(ctx.configFoundAtMs - ctx.startedAtMs) : undefined,
+    bootstrap_runner_seconds: segment((ctx.timings.downloading ?? 0) * 1000),
+    bootstrap_register_seconds: segment((ctx.timings.registering ?? 0) * 1000),
+    bootstrap_total_seconds: segment(total),
+  };
+  return Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined));
+}
+
+/** The exit code as a shell reports it: the code, or 128 + the signal's number. */
+function exitCode(ctx: AgentContext): number | null {
+  const exit = ctx.runnerExit;
+  if (!exit) return null;
+  if (exit.exitCode !== null) return exit.exitCode;
+  const number = exit.signal ? osSignals[exit.signal as keyof typeof osSignals] : undefined;
+  return number !== undefined ? 128 + number : null;
 }
 
 export function telemetryMessage(ctx: AgentContext, status: TelemetryStatus): TelemetryMessage {
   const nowMs = ctx.now();
   const final = status === 'started' ? undefined : finalStatus(ctx);
-  const startedAtMs = ctx.job.startedAt ? Date.parse(ctx.job.startedAt) : ctx.startedAtMs;
-  return {
+  // From run.sh's start (what the orchestrator's `started` confirms), else the agent's.
+  const startedAtMs = ctx.runnerSpawnedAtMs ?? ctx.startedAtMs;
+  const message: TelemetryMessage = {
     instance_id: ctx.identity?.instanceId ?? ctx.settings.instanceId ?? null,
     job_id: ctx.jobSpec?.jobId ?? null,
     run_id: ctx.jobSpec?.runId ?? null,
     status,
-    exit_code: final ? (ctx.runnerExit?.exitCode ?? null) : null,
-    duration_seconds: seconds(Math.max(0, nowMs - startedAtMs)),
+    exit_code: final ? exitCode(ctx) : null,
+    duration_seconds: wholeSeconds(nowMs - startedAtMs),
     started_at: new Date(startedAtMs).toISOString(),
-    completed_at: final ? new Date(nowMs).toISOString() : null,
+    completed_at: final ? new Date(Math.max(nowMs, startedAtMs)).toISOString() : null,
     error: final?.error ?? null,
     interrupted_by: final?.interruptedBy ?? null,
     timings: timingsSoFar(ctx),
     memory_warnings: ctx.memoryWarnings,
-    ...(final && ctx.logs ? { log_lines_shipped: ctx.logs.shipped, log_lines_dropped: ctx.logs.dropped } : {}),
   };
+  if (status === 'started') return { ...message, ...bootstrapSegments(ctx) };
+  if (ctx.job.result !== undefined) message.job_result = ctx.job.result;
+  if (ctx.logUpload !== undefined) message.log_upload = ctx.logUpload;
+  else if (ctx.jobSpec && !ctx.jobSpec.runnerLogs) message.log_upload = 'disabled';
+  if (ctx.jobFacts?.toolCacheMisses !== undefined) message.tool_cache_misses = ctx.jobFacts.toolCacheMisses;
+  if (ctx.jobFacts?.buildCacheInterception !== undefined) message.build_cache_interception = ctx.jobFacts.buildCacheInterception;
+  if (ctx.logs) {
+    message.log_lines_shipped = ctx.logs.shipped;
+    message.log_lines_dropped = ctx.logs.dropped;
+  }
+  return message;
 }
 
-/** The queue telemetry goes to: the variable wins over the SSM config. */
+/** The queue telemetry goes to: the variable wins over the SSM config (or what an unusable config named). */
 export function queueUrl(ctx: AgentContext): string | undefined {
-  return ctx.settings.terminationQueueUrl ?? ctx.jobSpec?.queueUrl;
+  return ctx.settings.terminationQueueUrl ?? ctx.jobSpec?.queueUrl ?? ctx.salvagedQueueUrl;
 }
 
 export function agentOutcome(ctx: AgentContext): AgentOutcome {
+  if (ctx.standbyEnd) {
+    return {
+      status: 'no_job',
+      standbyEnd: ctx.standbyEnd.reason,
+      terminationRequested: false,
+      terminateEnabled: ctx.settings.terminate,
+      exitCode: ctx.standbyEnd.reason === 'panic' ? 1 : 0,
+    };
+  }
   const { status, error, interruptedBy } = finalStatus(ctx);
   const finished = ctx.termination.requested || (!ctx.settings.terminate && ctx.termination.error === undefined);
   return {

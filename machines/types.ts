@@ -10,6 +10,8 @@ export interface AgentInput {
   env: Env;
   /** Wall clock in ms. Tests pass the SimulatedClock's `now`. */
   now?: () => number;
+  /** Seconds the machine had been up when the agent started (/proc/uptime): `bootstrap_boot_seconds`. */
+  bootUptimeSeconds?: number;
 }
 
 export interface Identity {
@@ -31,6 +33,14 @@ export interface JobSpec {
   jobId?: string;
   queueUrl?: string;
   cacheUrl?: string;
+  /** When the orchestrator wrote the config (RFC 3339), if it said. */
+  createdAt?: string;
+  /** `split` = …/config + …/credential (current orchestrators); `legacy` = one parameter. */
+  layout?: 'split' | 'legacy';
+  /** The buildx layer-cache shim's settings, written into the runner's `.env`. */
+  buildkitCache?: { bucket: string; region?: string; prefix?: string };
+  /** Where the runner's `_diag` logs go after the job (`{prefix}{run_id}/{job_id}/{instance_id}/{file}.gz`). */
+  runnerLogs?: { bucket: string; prefix?: string };
 }
 
 export interface InstalledRunner {
@@ -40,6 +50,31 @@ export interface InstalledRunner {
 }
 
 export type FinalStatus = 'success' | 'failure' | 'timeout' | 'interrupted' | 'bootstrap_failed';
+/** Why a standby ended without a config. */
+export type StandbyEndReason = 'sigterm' | 'deadline' | 'max_runtime' | 'panic';
+/** The runner logs' upload to S3, as the orchestrator counts it (pkg/agent/logship). */
+export type LogUploadOutcome = 'uploaded' | 'partial' | 'failed' | 'skipped' | 'disabled';
+
+/** A failed download, as the retry loop needs it. */
+export interface DownloadFailure {
+  message: string;
+  retriable: boolean;
+  retryAfterMs?: number;
+}
+
+/** What registering prepared for the job, for reporting to compare against. */
+export interface JobPrep {
+  /** Tool-cache entries before the job (`Tool/version/platform`); undefined = the snapshot failed. */
+  toolCacheBefore?: string[];
+  /** The file the buildx cache shim writes its outcome to, when the config enabled it. */
+  buildkitOutcomeFile?: string;
+}
+
+/** What the job left that the orchestrator counts. */
+export interface JobFacts {
+  toolCacheMisses?: string[];
+  buildCacheInterception?: string;
+}
 export type TelemetryStatus = 'started' | FinalStatus;
 export type InterruptedBy = 'sigterm' | 'spot' | 'disk_full';
 
@@ -80,11 +115,34 @@ export interface AgentContext {
   telemetry: { startedSent: boolean; finalSent: boolean };
   termination: { requested: boolean; error?: string };
   panics: number;
+  /** From the machine's input: /proc/uptime at agent start. */
+  bootUptimeSeconds?: number;
+  /** Standby polls so far, failed ones, consecutive throttled ones; the rate limit of their log lines. */
+  standby: { polls: number; errors: number; throttled: number; suppressed: number; lastErrorLogMs?: number };
+  /** Set when standby ended without a config: the lifecycle is over, with nothing to report. */
+  standbyEnd?: { reason: StandbyEndReason; atMs: number };
+  /** When the config was read. */
+  configFoundAtMs?: number;
+  /** The queue an unusable config named, to report it there. */
+  salvagedQueueUrl?: string;
+  /** The download started during standby. */
+  prefetch: 'off' | 'running' | 'done' | 'failed';
+  prefetchStartedAtMs?: number;
+  prefetchMs?: number;
+  prefetchError?: DownloadFailure;
+  watchdogsStarted: boolean;
+  /** When run.sh was spawned (the `started` message's started_at). */
+  runnerSpawnedAtMs?: number;
+  jobPrep?: JobPrep;
+  jobFacts?: JobFacts;
+  logUpload?: LogUploadOutcome;
 }
 
 /** What the lifecycle ended with; the command line turns it into an exit code. */
 export interface AgentOutcome {
-  status: FinalStatus;
+  /** `no_job`: standby ended without a config. */
+  status: FinalStatus | 'no_job';
+  standbyEnd?: StandbyEndReason;
   error?: string;
   interruptedBy?: InterruptedBy;
   terminationRequested: boolean;

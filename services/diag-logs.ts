@@ -21,8 +21,9 @@
  *
  * Best effort: nothing here throws; reading stops at the deadline or on abort.
  */
-import { constants, existsSync } from 'node:fs';
+import { constants } from 'node:fs';
 import { lstat, open, readdir, type FileHandle } from 'node:fs/promises';
+import { pinnedPath, withRegularFile } from './safe-fs.js';
 import { isAbsolute, join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { describeError } from './errors.js';
@@ -134,32 +135,6 @@ export async function shipDiagLogs(options: DiagLogsOptions, sink: DiagSink): Pr
   }
   if (summary.cut > 0) sink.countDropped(summary.cut);
   return summary;
-}
-
-/** The directory through its open handle (a later swap of the path cannot redirect us); the path itself where /proc is missing. */
-function pinnedPath(dir: FileHandle, path: string): string {
-  const viaFd = `/proc/self/fd/${dir.fd}`;
-  return existsSync(viaFd) ? viaFd : path;
-}
-
-/**
- * Run `use` on a regular file opened without following a symlink or blocking on a FIFO
- * (checked again on the open file: the path may have been swapped since it was listed);
- * undefined for anything else.
- */
-async function withRegularFile<T>(path: string, use: (handle: FileHandle, size: number) => Promise<T>): Promise<T | undefined> {
-  let handle: FileHandle;
-  try {
-    handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  } catch {
-    return undefined; // a symlink (ELOOP), gone, or not readable
-  }
-  try {
-    const stat = await handle.stat();
-    return stat.isFile() ? await use(handle, stat.size) : undefined;
-  } finally {
-    await handle.close().catch(() => {});
-  }
 }
 
 /** Fair shares of `budget`: smallest files first, each taking at most an equal share of what is left. */

@@ -103,7 +103,7 @@ export async function registerRunnerService(input: RegisterInput, deps: Registra
 
   const args = configArgs(jobSpec, settings);
   const env = {
-    ...buildRunnerEnv({ agentEnv: deps.env ?? process.env, user, jobSpec }),
+    ...buildRunnerEnv({ agentEnv: deps.env ?? process.env, user, jobSpec, vault: deps.vault }),
     ACTIONS_RUNNER_INPUT_TOKEN: token,
   };
   const command = commandAs(user, configSh, args);

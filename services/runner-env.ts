@@ -1,15 +1,22 @@
 /**
- * The runner's environment, built from an allow-list: nothing of the agent's own
- * environment reaches the job unless named here. In particular no `AWS_*` (the
- * instance's credentials and endpoints) and no `RUNS_FLEET_*`.
- *
- * From the agent's environment: PATH, LANG, LANGUAGE, LC_*, TZ, and the proxy
- * variables (http_proxy, https_proxy, no_proxy in either case: the runner itself
- * needs them to reach GitHub behind a proxy).
+ * The runner's environment. The job sees the operator's variables — what the unit sets for
+ * it (the runs-fleet AMI's unit: AGENT_TOOLSDIRECTORY, PIPX_HOME, PIPX_BIN_DIR, PATH; proxies,
+ * locale) — and never the agent's own or a secret. From the agent's environment every
+ * variable passes except:
+ * - the agent's own and its credentials: `AWS_*`, `RUNS_FLEET_*`, `VAULT_*`, `NODE_OPTIONS`
+ *   (the agent's V8 flags would slow the job's node);
+ * - what the runner takes as input or the agent sets itself: `ACTIONS_RUNNER_INPUT_*`,
+ *   `ACTIONS_RUNNER_HOOK_*`, `RUNNER_ALLOW_RUNASROOT`, `RUNNER_MANUALLY_TRAP_SIG`,
+ *   `ACTIONS_CACHE_URL`, `ACTIONS_RUNTIME_TOKEN`;
+ * - the agent's identity and its service: HOME, USER, LOGNAME, SHELL, MAIL, `SUDO_*`, and what
+ *   systemd sets for a unit (INVOCATION_ID, JOURNAL_STREAM, NOTIFY_SOCKET, `LISTEN_*`,
+ *   `WATCHDOG_*`, CREDENTIALS_DIRECTORY, the `*_DIRECTORY` paths, MANAGERPID, …);
+ * - loader injection: LD_PRELOAD, LD_AUDIT;
+ * - any variable whose value holds a secret the agent knows (JIT config, tokens).
  * From the runner user: HOME, USER, LOGNAME, SHELL.
- * Set by the agent: RUNNER_MANUALLY_TRAP_SIG=1 (run.sh forwards SIGTERM to the
- * listener as SIGINT), RUNNER_ALLOW_RUNASROOT=1 only when the runner user is root,
- * the job hooks, and the cache endpoint.
+ * Set by the agent: RUNNER_MANUALLY_TRAP_SIG=1 (run.sh forwards SIGTERM to the listener
+ * as SIGINT), RUNNER_ALLOW_RUNASROOT=1 only when the runner user is root, the job hooks,
+ * and the cache endpoint.
  *
  * Cache: `cache_url` → `ACTIONS_CACHE_URL`, and `cache_token` → `ACTIONS_RUNTIME_TOKEN`
  * (only together with a URL): the pair @actions/cache (v1 protocol) reads — it sends
@@ -18,19 +25,50 @@
  * which win; ours are what shell steps and tools that read the environment see.
  *
  * Secrets that only the runner's own startup reads (`ACTIONS_RUNNER_INPUT_JITCONFIG`,
- * `ACTIONS_RUNNER_INPUT_TOKEN`) are added by the caller, and the runner removes every
- * `ACTIONS_RUNNER_INPUT_*` variable before a job runs.
+ * `ACTIONS_RUNNER_INPUT_TOKEN`) are added by the caller.
  */
 import type { JobSpec } from '../machines/types.js';
 import type { JobHookPaths } from './job-hooks.js';
 import type { RunnerUser } from './runner-user.js';
+import type { SecretVault } from './secrets.js';
 import type { Env } from './settings.js';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
-/** Variables copied from the agent's environment when set. */
-const PASSED_THROUGH = ['PATH', 'LANG', 'LANGUAGE', 'TZ', 'http_proxy', 'https_proxy', 'no_proxy', 'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY'];
-const PASSED_THROUGH_PREFIXES = ['LC_'];
+/** Never passed from the agent's environment to the job (see the module comment). */
+const WITHHELD_PREFIXES = ['AWS_', 'RUNS_FLEET_', 'VAULT_', 'ACTIONS_RUNNER_INPUT_', 'ACTIONS_RUNNER_HOOK_', 'SUDO_', 'LISTEN_', 'WATCHDOG_', 'SYSTEMD_', 'TRIGGER_'];
+const WITHHELD = new Set([
+  'NODE_OPTIONS',
+  'RUNNER_ALLOW_RUNASROOT',
+  'RUNNER_MANUALLY_TRAP_SIG',
+  'ACTIONS_CACHE_URL',
+  'ACTIONS_RUNTIME_TOKEN',
+  'HOME',
+  'USER',
+  'LOGNAME',
+  'SHELL',
+  'MAIL',
+  'INVOCATION_ID',
+  'JOURNAL_STREAM',
+  'NOTIFY_SOCKET',
+  'MANAGERPID',
+  'MAINPID',
+  'CREDENTIALS_DIRECTORY',
+  'RUNTIME_DIRECTORY',
+  'STATE_DIRECTORY',
+  'CACHE_DIRECTORY',
+  'LOGS_DIRECTORY',
+  'CONFIGURATION_DIRECTORY',
+  'MEMORY_PRESSURE_WATCH',
+  'MEMORY_PRESSURE_WRITE',
+  'LD_PRELOAD',
+  'LD_AUDIT',
+]);
+
+/** Whether a variable of the agent's environment may reach the job (by its name). */
+export function passesToJob(name: string): boolean {
+  return !WITHHELD.has(name) && !WITHHELD_PREFIXES.some((p) => name.startsWith(p));
+}
 
 export interface RunnerEnvInput {
   /** The agent's environment (only the allow-listed names are read). */
@@ -40,13 +78,17 @@ export interface RunnerEnvInput {
   /** From the vault (`cache_token`); used only with `jobSpec.cacheUrl`. */
   cacheToken?: string;
   hooks?: Pick<JobHookPaths, 'started' | 'completed'>;
+  /** Values holding one of its secrets are withheld. */
+  vault?: Pick<SecretVault, 'list'>;
 }
 
 export function buildRunnerEnv(input: RunnerEnvInput): Record<string, string> {
   const env: Record<string, string> = {};
+  const secrets = input.vault?.list() ?? [];
   for (const [name, value] of Object.entries(input.agentEnv)) {
-    if (value === undefined) continue;
-    if (PASSED_THROUGH.includes(name) || PASSED_THROUGH_PREFIXES.some((p) => name.startsWith(p))) env[name] = value;
+    if (value === undefined || !passesToJob(name)) continue;
+    if (secrets.some((secret) => value.includes(secret))) continue;
+    env[name] = value;
   }
   env.PATH ||= DEFAULT_PATH;
   env.HOME = input.user.home || '/';

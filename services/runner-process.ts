@@ -34,7 +34,7 @@ export type OutputStream = 'stdout' | 'stderr';
 /** Receives every output line of the runner, already redacted. */
 /** `continued`: this piece continues the previous line (a line longer than the piece limit). */
 export type OnRunnerLine = (line: string, timestampMs: number, stream: OutputStream, continued: boolean) => void;
-export type RunnerEvent = Extract<AgentEvent, { type: 'RUNNER_LISTENING' | 'JOB_STARTED' | 'JOB_COMPLETED' | 'RUNNER_EXITED' }>;
+export type RunnerEvent = Extract<AgentEvent, { type: 'RUNNER_SPAWNED' | 'RUNNER_LISTENING' | 'JOB_STARTED' | 'JOB_COMPLETED' | 'RUNNER_EXITED' }>;
 
 /** After the leader exited and leftovers were killed, how long the pipes may take to close (well inside the machine's KILL_WAIT_MS). */
 export const OUTPUT_DRAIN_MS = 2_000;
@@ -199,6 +199,7 @@ class RunnerProcess {
       jobSpec,
       cacheToken: vault.get('cache_token'),
       hooks: hooksUsable ? hooks : undefined,
+      vault,
     });
     if (jobSpec.mode === 'jit') {
       const jit = vault.get('jit_config');
@@ -239,6 +240,7 @@ class RunnerProcess {
     this.log.info({ pid: this.pid, user: user.name, uid: user.uid, mode: jobSpec.mode }, 'run.sh started');
     if (this.disposed) killSession(this.pid);
     else if (this.stopRequest) this.sendStop();
+    else this.send({ type: 'RUNNER_SPAWNED', pid: this.pid });
 
     const ended = [this.readLines(subprocess.stdout, 'stdout'), this.readLines(subprocess.stderr, 'stderr')];
     const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => {

@@ -12,8 +12,14 @@ export interface Settings {
   region?: string;
   /** From `RUNS_FLEET_INSTANCE_ID`; undefined = ask IMDS. */
   instanceId?: string;
-  /** SSM parameter name; `{instance-id}` is replaced once the id is known. */
+  /** SSM parameter name; `{instance-id}` is replaced once the id is known. Its credential is beside it (`…/credential`). */
   ssmParameterTemplate: string;
+  /** How long to wait for the runner config before giving up: exit 0, nothing reported (RUNS_FLEET_STANDBY_DEADLINE_MINUTES). */
+  standbyDeadlineMs: number;
+  /** Each SSM call gives up after this (RUNS_FLEET_SSM_TIMEOUT_SECONDS): a hanging SSM is a failed poll. */
+  ssmTimeoutMs: number;
+  /** Download the runner while waiting for the config (RUNS_FLEET_PREFETCH_RUNNER). */
+  prefetchRunner: boolean;
   configBucket?: string;
   terminationQueueUrl?: string;
   logGroup?: string;
@@ -113,6 +119,9 @@ export function parseSettings(env: Env): SettingsResult {
     region: read('AWS_REGION') ?? read('AWS_DEFAULT_REGION'),
     instanceId: instanceId !== undefined && /^i-[0-9a-zA-Z]+$/.test(instanceId) ? instanceId : undefined,
     ssmParameterTemplate: read('RUNS_FLEET_SSM_PARAMETER') ?? DEFAULT_SSM_PARAMETER,
+    standbyDeadlineMs: number(['RUNS_FLEET_STANDBY_DEADLINE_MINUTES'], 120, MINUTE),
+    ssmTimeoutMs: number(['RUNS_FLEET_SSM_TIMEOUT_SECONDS'], 10, SECOND),
+    prefetchRunner: boolean('RUNS_FLEET_PREFETCH_RUNNER', true),
     configBucket: read('RUNS_FLEET_CONFIG_BUCKET'),
     terminationQueueUrl: url('RUNS_FLEET_TERMINATION_QUEUE_URL'),
     logGroup: read('RUNS_FLEET_LOG_GROUP'),
@@ -145,4 +154,12 @@ export function parseSettings(env: Env): SettingsResult {
 /** The SSM parameter name for this instance. */
 export function ssmParameterName(settings: Settings, instanceId: string): string {
   return settings.ssmParameterTemplate.replaceAll('{instance-id}', instanceId);
+}
+
+/**
+ * The credential parameter beside the config (the orchestrator's split layout,
+ * pkg/secrets/ssm.go): `{prefix}/{instance-id}/config` → `{prefix}/{instance-id}/credential`.
+ */
+export function credentialParameterName(configName: string): string {
+  return configName.endsWith('/config') ? `${configName.slice(0, -'/config'.length)}/credential` : `${configName}/credential`;
 }

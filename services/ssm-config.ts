@@ -1,70 +1,133 @@
 /**
- * The runner config in SSM: read as a decrypted SecureString, validated, deleted,
- * and split into the public JobSpec (for the machine's context) and the secrets
- * (for the vault only).
+ * The runner config in SSM, read the way the orchestrator writes it (pkg/secrets/ssm.go):
+ * `…/config`, then `…/credential` beside it (absent = the legacy layout, credentials
+ * inline). One call of `poll` is one attempt; the machine's standby loop decides when to
+ * try again. Every SSM call has its own timeout, so a hanging SSM is a failed poll.
+ *
+ * Outcomes of a poll:
+ * - the config: validated, both parameters deleted, secrets in the vault, the public part returned;
+ * - ConfigNotFoundError: not written yet (or its credential is not there yet) — poll again;
+ * - ConfigReadError: SSM failed (throttling, 5xx, network, timeout, access) — poll again, logged;
+ * - RunnerConfigError: written but unusable — report it; both parameters are still deleted.
  */
 import { DeleteParameterCommand, GetParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
 import type { JobSpec } from '../machines/types.js';
-import { RunnerConfigError, isRetriableAwsError } from './errors.js';
-import { backoffMs, sleep } from './log-async.js';
-import { parseRunnerConfig } from './runner-config.js';
+import { RunnerConfigError, isRetriableAwsError, AgentError } from './errors.js';
+import { raceAbort } from './log-async.js';
+import { assembleRunnerConfig, salvageQueueUrl } from './runner-config.js';
 import type { SecretVault } from './secrets.js';
 
-export interface SsmConfigOptions {
-  attempts?: number;
-  backoffMs?: (attempt: number) => number;
-  signal?: AbortSignal;
+/** The config is not there yet. */
+export class ConfigNotFoundError extends AgentError {
+  readonly kind = 'not-found' as const;
+  constructor(message: string) {
+    super(message, { retriable: true });
+  }
 }
+
+/** SSM could not be read this time. `throttled`: the account's GetParameter rate is exhausted. */
+export class ConfigReadError extends AgentError {
+  readonly kind = 'read-error' as const;
+  readonly throttled: boolean;
+  constructor(message: string, options: { cause?: unknown; throttled: boolean }) {
+    super(message, { cause: options.cause, retriable: true });
+    this.throttled = options.throttled;
+  }
+}
+
+/** A config that was written but cannot be used; `queueUrl` is where it can still be reported. */
+export class UnusableConfigError extends RunnerConfigError {
+  readonly kind = 'unusable' as const;
+  constructor(
+    message: string,
+    readonly queueUrl?: string,
+  ) {
+    super(message, { retriable: false });
+  }
+}
+
+export interface ParameterNames {
+  config: string;
+  credential: string;
+}
+
+export interface PollOptions {
+  signal?: AbortSignal;
+  /** Per SSM call (default 10 s). */
+  timeoutMs?: number;
+}
+
+export interface ConfigLog {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+}
+
+const isThrottling = (error: unknown) =>
+  /Throttl|TooManyUpdates|RateExceeded|TooManyRequests/i.test(`${(error as { name?: string })?.name ?? ''}`) ||
+  (error as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode === 429;
 
 export class SsmConfigStore {
   constructor(
     private readonly client: SSMClient,
     private readonly vault: SecretVault,
-    private readonly warn: (message: string) => void = () => {},
+    private readonly log: ConfigLog = { info: () => {}, warn: () => {} },
   ) {}
 
-  /** Read, validate and delete `name`. Throttling/5xx retried; ParameterNotFound is terminal. */
-  async take(name: string, options: SsmConfigOptions = {}): Promise<JobSpec> {
-    const attempts = options.attempts ?? 3;
-    const backoff = options.backoffMs ?? ((n: number) => backoffMs(n, 1_000, 4_000));
-    let text: string | undefined;
-    for (let attempt = 1; ; attempt += 1) {
-      try {
-        const out = await this.client.send(new GetParameterCommand({ Name: name, WithDecryption: true }), {
-          abortSignal: options.signal,
-        });
-        text = out.Parameter?.Value;
-        break;
-      } catch (error) {
-        const name_ = (error as { name?: string }).name;
-        if (name_ === 'ParameterNotFound') {
-          throw new RunnerConfigError(`runner config parameter ${name} not found in SSM (ParameterNotFound)`, { cause: error });
-        }
-        if (attempt >= attempts || !isRetriableAwsError(error) || options.signal?.aborted) {
-          throw new RunnerConfigError(`could not read runner config parameter ${name} from SSM: ${name_ ?? ''} ${(error as Error).message}`.replace(/\s+/g, ' '), {
-            cause: error,
-            retriable: isRetriableAwsError(error),
-          });
-        }
-        // Ends early on abort; the next send then fails at once and the check above throws.
-        await sleep(backoff(attempt), options.signal);
-      }
+  /** One SSM call, bounded by its own timeout and the caller's signal. Resolves undefined on ParameterNotFound. */
+  private async get(name: string, options: PollOptions): Promise<string | undefined> {
+    const timeoutMs = options.timeoutMs ?? 10_000;
+    const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), ...(options.signal ? [options.signal] : [])]);
+    try {
+      const out = await raceAbort(this.client.send(new GetParameterCommand({ Name: name, WithDecryption: true }), { abortSignal: signal }), signal);
+      const value = out.Parameter?.Value;
+      if (value === undefined) throw new ConfigReadError(`SSM returned parameter ${name} without a value`, { throttled: false });
+      return value;
+    } catch (error) {
+      if (error instanceof ConfigReadError) throw error;
+      const errorName = (error as { name?: string })?.name ?? 'Error';
+      if (errorName === 'ParameterNotFound') return undefined;
+      const timedOut = !options.signal?.aborted && signal.aborted;
+      const why = timedOut ? `no answer within ${timeoutMs} ms` : `${errorName}: ${(error as Error)?.message ?? String(error)}`;
+      throw new ConfigReadError(`could not read ${name} from SSM (${why})`.replace(/\s+/g, ' '), {
+        cause: error,
+        throttled: isThrottling(error),
+      });
     }
-    if (text === undefined) throw new RunnerConfigError(`runner config parameter ${name} has no value`);
-    const config = parseRunnerConfig(text, name);
+  }
+
+  /** One attempt at the config: see the module comment for its outcomes. */
+  async poll(names: ParameterNames, options: PollOptions = {}): Promise<JobSpec> {
+    const configText = await this.get(names.config, options);
+    if (configText === undefined) throw new ConfigNotFoundError(`runner config ${names.config} is not in SSM yet`);
+    // The orchestrator writes the credential first, so when the config is there its credential is too
+    // (or this is the legacy layout, with the credentials inline).
+    const credentialText = await this.get(names.credential, options);
+
+    let assembled;
+    try {
+      assembled = assembleRunnerConfig(configText, credentialText, names);
+    } catch (error) {
+      const legacyWithoutCredential = credentialText === undefined && /has no credential/.test((error as Error).message);
+      if (legacyWithoutCredential) {
+        // As the orchestrator's own store: config without any credential reads as "not there yet".
+        throw new ConfigNotFoundError(`runner config ${names.config} is there but its credential ${names.credential} is not (yet)`);
+      }
+      // Unusable, but it may hold secrets: delete it anyway, so no job can read it later.
+      await this.deleteBoth(names, options);
+      // Only our own messages, which name fields and never values, leave this function.
+      const message = error instanceof RunnerConfigError ? error.message : `runner config ${names.config} could not be parsed`;
+      throw new UnusableConfigError(message, salvageQueueUrl(configText));
+    }
+    const { config, layout, extraSecrets } = assembled;
     this.vault.set('jit_config', config.jit_config);
     this.vault.set('jit_token', config.jit_token);
     this.vault.set('cache_token', config.cache_token);
-    // Deleted so that the job cannot read its own runner's credentials. A failure is logged
-    // but does not stop the job: the credentials are single-use and the instance role's
-    // policy should not let the job read the path anyway (docs/iam-policy.json).
-    try {
-      await this.client.send(new DeleteParameterCommand({ Name: name }), { abortSignal: options.signal });
-    } catch (error) {
-      this.warn(`could not delete runner config parameter ${name}: ${(error as Error).name} ${(error as Error).message}`);
-    }
+    extraSecrets.forEach((secret, i) => this.vault.set(`packed_credential_${i}`, secret));
+    await this.deleteBoth(names, options);
+
     return {
-      parameterName: name,
+      parameterName: names.config,
+      layout,
       mode: config.jit_config ? 'jit' : 'token',
       org: config.org,
       repo: config.repo,
@@ -76,6 +139,35 @@ export class SsmConfigStore {
       jobId: config.job_id,
       queueUrl: config.termination_queue_url,
       cacheUrl: config.cache_url,
+      createdAt: config.created_at,
+      buildkitCache: config.buildkit_cache_bucket
+        ? { bucket: config.buildkit_cache_bucket, region: config.buildkit_cache_region, prefix: config.buildkit_cache_prefix }
+        : undefined,
+      runnerLogs: config.runner_logs_bucket ? { bucket: config.runner_logs_bucket, prefix: config.runner_logs_prefix } : undefined,
     };
+  }
+
+  /**
+   * Deleted so that the job cannot read its own runner's credentials. Config first, then the
+   * credential, as the orchestrator's Delete. Not-found and AccessDenied (the orchestrator's example
+   * role grants no ssm:DeleteParameter) are warnings: the orchestrator deletes both when the job ends.
+   */
+  private async deleteBoth(names: ParameterNames, options: PollOptions): Promise<void> {
+    for (const name of [names.config, names.credential]) {
+      const signal = AbortSignal.any([AbortSignal.timeout(options.timeoutMs ?? 10_000), ...(options.signal ? [options.signal] : [])]);
+      try {
+        await raceAbort(this.client.send(new DeleteParameterCommand({ Name: name }), { abortSignal: signal }), signal);
+      } catch (error) {
+        const errorName = (error as { name?: string })?.name ?? 'Error';
+        if (errorName === 'ParameterNotFound') continue;
+        const denied = /AccessDenied|UnauthorizedOperation/i.test(errorName);
+        this.log.warn(
+          { parameter: name, err: `${errorName}: ${(error as Error)?.message ?? ''}`.trim(), retriable: isRetriableAwsError(error) },
+          denied
+            ? `could not delete ${name}: the instance role may not delete it (the orchestrator deletes it when the job ends)`
+            : `could not delete ${name}`,
+        );
+      }
+    }
   }
 }

@@ -72,6 +72,18 @@ export function prepareTelemetry(message: TelemetryMessage | TelemetryBody, vaul
   return { ok: true, message: parsed.data, body };
 }
 
+/**
+ * A FIFO queue (`….fifo`) refuses a message without a group id; the orchestrator's is a
+ * standard queue (deploy/terraform/queues.tf), but an operator may choose FIFO. One group per
+ * instance keeps its `started` before its final message; the deduplication id makes a retried
+ * send of the same message count once.
+ */
+export function fifoFields(queueUrl: string, message: Pick<TelemetryBody, 'instance_id' | 'status'>): { MessageGroupId?: string; MessageDeduplicationId?: string } {
+  if (!queueUrl.endsWith('.fifo')) return {};
+  const phase = message.status === 'started' ? 'started' : 'final';
+  return { MessageGroupId: message.instance_id, MessageDeduplicationId: `${message.instance_id}-${phase}` };
+}
+
 export async function sendTelemetry(options: SendTelemetryOptions): Promise<TelemetryResult> {
   const { client, queueUrl, signal, logger } = options;
   const status = options.message.status;
@@ -96,7 +108,9 @@ export async function sendTelemetry(options: SendTelemetryOptions): Promise<Tele
     const attemptSignal = AbortSignal.any([AbortSignal.timeout(remaining), ...(signal ? [signal] : [])]);
     try {
       await raceAbort(
-        client.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: prepared.body }), { abortSignal: attemptSignal }),
+        client.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: prepared.body, ...fifoFields(queueUrl, prepared.message) }), {
+          abortSignal: attemptSignal,
+        }),
         attemptSignal,
       );
       logger?.info({ status, attempt }, 'telemetry sent');

@@ -9,52 +9,95 @@ import { resolveIdentity } from '../services/identity.js';
 import { SecretVault } from '../services/secrets.js';
 import { parseSettings } from '../services/settings.js';
 import { readSpotNotice } from '../services/spot-notice.js';
-import { SsmConfigStore } from '../services/ssm-config.js';
+import { ConfigNotFoundError, SsmConfigStore, UnusableConfigError } from '../services/ssm-config.js';
 import { startFakeImds, type FakeImds } from './support/fake-imds.js';
 
 const awsError = (name: string, status: number) => Object.assign(new Error(name), { name, $metadata: { httpStatusCode: status } });
-const fast = { backoffMs: () => 1 };
 
-describe('SsmConfigStore', () => {
+describe('SsmConfigStore (one standby poll)', () => {
   const ssm = mockClient(SSMClient);
+  const names = { config: '/runs-fleet/runners/i-1/config', credential: '/runs-fleet/runners/i-1/credential' };
+  const notFound = () => awsError('ParameterNotFound', 400);
+  const store = (vault = new SecretVault(), log?: { info(): void; warn(obj: object, msg?: string): void }) =>
+    new SsmConfigStore(new SSMClient({ region: 'us-east-1' }), vault, log);
   beforeEach(() => {
     ssm.reset();
-  });
-
-  it('reads with decryption, deletes the parameter, keeps secrets out of the JobSpec', async () => {
-    ssm.on(GetParameterCommand).resolves({ Parameter: { Value: JSON.stringify({ jit_config: 'JITSECRET123', run_id: '7', job_id: '8', repo: 'acme/app' }) } });
     ssm.on(DeleteParameterCommand).resolves({});
+  });
+
+  it('split layout: reads both with decryption, deletes both (config first), keeps secrets out of the JobSpec', async () => {
+    ssm.on(GetParameterCommand, { Name: names.config }).resolves({ Parameter: { Value: JSON.stringify({ run_id: '7', job_id: '8', repo: 'acme/app', org: '', labels: null, is_org: false }) } });
+    ssm.on(GetParameterCommand, { Name: names.credential }).resolves({ Parameter: { Value: JSON.stringify({ jit_config: 'JITSECRET123', jit_token: 'TOKEN456789' }) } });
     const vault = new SecretVault();
-    const spec = await new SsmConfigStore(new SSMClient({ region: 'us-east-1' }), vault).take('/p', fast);
-    expect(ssm.commandCalls(GetParameterCommand)[0]!.args[0].input).toEqual({ Name: '/p', WithDecryption: true });
-    expect(ssm.commandCalls(DeleteParameterCommand)[0]!.args[0].input).toEqual({ Name: '/p' });
-    expect(spec).toMatchObject({ mode: 'jit', runId: '7', jobId: '8', repo: 'acme/app' });
-    expect(JSON.stringify(spec)).not.toContain('JITSECRET123');
+    const spec = await store(vault).poll(names);
+    expect(ssm.commandCalls(GetParameterCommand).map((c) => c.args[0].input)).toEqual([
+      { Name: names.config, WithDecryption: true },
+      { Name: names.credential, WithDecryption: true },
+    ]);
+    expect(ssm.commandCalls(DeleteParameterCommand).map((c) => c.args[0].input.Name)).toEqual([names.config, names.credential]);
+    expect(spec).toMatchObject({ mode: 'jit', layout: 'split', runId: '7', jobId: '8', repo: 'acme/app', labels: [], isOrg: false });
+    expect(spec.org).toBeUndefined(); // Go's "" is absent
+    expect(JSON.stringify(spec)).not.toMatch(/JITSECRET123|TOKEN456789/);
     expect(vault.get('jit_config')).toBe('JITSECRET123');
+    expect(vault.get('jit_token')).toBe('TOKEN456789');
   });
 
-  it('retries throttling, then succeeds', async () => {
-    ssm.on(GetParameterCommand).rejectsOnce(awsError('ThrottlingException', 400)).rejectsOnce(awsError('InternalServerError', 500)).resolves({ Parameter: { Value: '{"jit_config":"abcdefgh"}' } });
-    await new SsmConfigStore(new SSMClient({ region: 'us-east-1' }), new SecretVault()).take('/p', fast);
-    expect(ssm.commandCalls(GetParameterCommand)).toHaveLength(3);
+  it('legacy layout: no credential parameter, both credentials inline — JIT wins, the token is kept as a secret', async () => {
+    ssm.on(GetParameterCommand, { Name: names.config }).resolves({ Parameter: { Value: JSON.stringify({ job_id: '8', repo: 'acme/app', jit_config: 'JITSECRET123', jit_token: 'TOKEN456789' }) } });
+    ssm.on(GetParameterCommand, { Name: names.credential }).rejects(notFound());
+    const vault = new SecretVault();
+    const spec = await store(vault).poll(names);
+    expect(spec).toMatchObject({ mode: 'jit', layout: 'legacy' });
+    expect(vault.redact('x TOKEN456789 y')).toBe('x *** y');
   });
 
-  it('ParameterNotFound is terminal, with the parameter named', async () => {
-    ssm.on(GetParameterCommand).rejects(awsError('ParameterNotFound', 400));
-    await expect(new SsmConfigStore(new SSMClient({ region: 'us-east-1' }), new SecretVault()).take('/runs-fleet/x', fast)).rejects.toThrow(
-      'runner config parameter /runs-fleet/x not found in SSM (ParameterNotFound)',
-    );
-    expect(ssm.commandCalls(GetParameterCommand)).toHaveLength(1);
+  it('not written yet → ConfigNotFoundError, nothing deleted', async () => {
+    ssm.on(GetParameterCommand).rejects(notFound());
+    await expect(store().poll(names)).rejects.toBeInstanceOf(ConfigNotFoundError);
+    expect(ssm.commandCalls(DeleteParameterCommand)).toHaveLength(0);
   });
 
-  it('a failed delete is a warning, not a failed boot', async () => {
-    ssm.on(GetParameterCommand).resolves({ Parameter: { Value: '{"jit_config":"abcdefgh"}' } });
-    ssm.on(DeleteParameterCommand).rejects(awsError('AccessDeniedException', 400));
+  it('a config without any credential reads as not there yet (as the orchestrator\'s own store)', async () => {
+    ssm.on(GetParameterCommand, { Name: names.config }).resolves({ Parameter: { Value: JSON.stringify({ job_id: '8', repo: 'acme/app' }) } });
+    ssm.on(GetParameterCommand, { Name: names.credential }).rejects(notFound());
+    await expect(store().poll(names)).rejects.toMatchObject({ kind: 'not-found' });
+    expect(ssm.commandCalls(DeleteParameterCommand)).toHaveLength(0);
+  });
+
+  it('throttling is a read error marked throttled; a 5xx a plain read error; each call has its own timeout', async () => {
+    ssm.on(GetParameterCommand).rejectsOnce(awsError('ThrottlingException', 400)).rejectsOnce(awsError('InternalServerError', 500));
+    await expect(store().poll(names)).rejects.toMatchObject({ kind: 'read-error', throttled: true });
+    await expect(store().poll(names)).rejects.toMatchObject({ kind: 'read-error', throttled: false });
+    ssm.on(GetParameterCommand).callsFake(() => new Promise(() => {})); // SSM never answers
+    const started = Date.now();
+    await expect(store().poll(names, { timeoutMs: 100 })).rejects.toThrow(/no answer within 100 ms/);
+    expect(Date.now() - started).toBeLessThan(2_000);
+  });
+
+  it('an unusable config names the field, never the value; it is deleted anyway; its queue is salvaged', async () => {
+    const value = JSON.stringify({ job_id: 'not-a-number-SECRETISH', jit_config: 'JITSECRET123', termination_queue_url: 'https://sqs.us-east-1.amazonaws.com/1/q' });
+    ssm.on(GetParameterCommand, { Name: names.config }).resolves({ Parameter: { Value: value } });
+    ssm.on(GetParameterCommand, { Name: names.credential }).rejects(notFound());
+    const error = (await store().poll(names).catch((e: unknown) => e)) as UnusableConfigError;
+    expect(error).toBeInstanceOf(UnusableConfigError);
+    expect(error.message).toContain('job_id: expected a decimal integer');
+    expect(error.message).not.toMatch(/SECRETISH|JITSECRET123/);
+    expect(error.queueUrl).toBe('https://sqs.us-east-1.amazonaws.com/1/q');
+    expect(ssm.commandCalls(DeleteParameterCommand).map((c) => c.args[0].input.Name)).toEqual([names.config, names.credential]);
+  });
+
+  it('a denied or missing delete is a warning, never a failed boot', async () => {
+    ssm.on(GetParameterCommand, { Name: names.config }).resolves({ Parameter: { Value: JSON.stringify({ job_id: '8', repo: 'a/b', jit_config: 'abcdefgh' }) } });
+    ssm.on(GetParameterCommand, { Name: names.credential }).rejects(notFound());
+    ssm.on(DeleteParameterCommand, { Name: names.config }).rejects(awsError('AccessDeniedException', 400));
+    ssm.on(DeleteParameterCommand, { Name: names.credential }).rejects(notFound());
     const warnings: string[] = [];
-    await new SsmConfigStore(new SSMClient({ region: 'us-east-1' }), new SecretVault(), (m) => warnings.push(m)).take('/p', fast);
-    expect(warnings[0]).toContain('could not delete runner config parameter /p');
+    await store(new SecretVault(), { info: () => {}, warn: (_o, m) => warnings.push(m ?? '') }).poll(names);
+    expect(warnings).toEqual([expect.stringContaining(`could not delete ${names.config}: the instance role may not delete it`)]);
   });
 });
+
+const fast = { backoffMs: () => 1 };
 
 describe('terminateInstance', () => {
   const ec2 = mockClient(EC2Client);

@@ -18,13 +18,18 @@ describe('state diagram', () => {
     const edges = machineGraph(agentMachine).edges.map((e) => `${e.from}->${e.to}:${e.label}`);
     expect(edges).toContain('booting_validated->downloading:always');
     expect(edges).toContain('downloading_attempt->registering:onDone downloadRunner');
-    expect(edges).toContain('registering->running:onDone registerRunner');
+    expect(edges).toContain('registering_registeringRunner->registering_preparingJob:onDone registerRunner');
+    expect(edges).toContain('registering_preparingJob->running:onDone prepareJob');
+    expect(edges).toContain('booting_standby_polling->booting_validated:onDone readRunnerConfig');
+    expect(edges).toContain('booting_standby->standbyEnded:after standbyDeadline');
+    expect(edges).toContain('booting->standbyEnded:SIGTERM');
+    expect(edges.filter((e) => e.startsWith('standbyEnded->'))).toEqual([]);
     expect(edges).toContain('running->draining:SIGTERM');
     expect(edges).toContain('draining->reporting:RUNNER_EXITED');
     expect(edges).toContain('reporting_flushingLogs->reporting_sending:onDone flushLogs');
     expect(edges).toContain('reporting_sending->terminating:onDone sendTelemetry');
-    // Root SIGTERM applies to booting, but running overrides it with its own transition.
-    expect(edges).toContain('booting->reporting:SIGTERM');
+    // Root SIGTERM applies to downloading, but running overrides it with its own transition.
+    expect(edges).toContain('downloading->reporting:SIGTERM');
     expect(edges).not.toContain('running->reporting:SIGTERM');
   });
 

@@ -53,6 +53,8 @@ function start(gh: FakeGitHub) {
         RUNS_FLEET_RUNNER_VERSION: VERSION,
         RUNS_FLEET_GITHUB_API_URL: gh.apiUrl,
         RUNS_FLEET_DOWNLOAD_MIN_FREE_MB: '1',
+        // The loop under test is downloading's own; the standby prefetch is the same actor (e2e).
+        RUNS_FLEET_PREFETCH_RUNNER: 'false',
       },
       now: () => clock.now(),
     },

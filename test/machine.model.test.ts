@@ -15,6 +15,7 @@ import { getAdjacencyMap } from '@xstate/graph';
 import { createActor, SimulatedClock, type AnyStateNode, type EventObject } from 'xstate';
 import { agentMachine } from '../machines/agent.machine.js';
 import type { AgentContext } from '../machines/types.js';
+import { prepareTelemetry } from '../services/telemetry.js';
 import { defaultOutputs, FakeActors, settle } from './support/fake-actors.js';
 
 type Snapshot = ReturnType<typeof agentMachine.getInitialSnapshot>;
@@ -28,9 +29,16 @@ const invokeSrc = new Map<string, string>();
 
 const retriable = Object.assign(new Error('HTTP 503 from GitHub'), { retriable: true });
 const terminal = Object.assign(new Error('HTTP 404 from GitHub'), { retriable: false });
+/** The three outcomes of a standby poll that are not the config (services/ssm-config.ts). */
+const POLL_ERRORS = [
+  Object.assign(new Error('runner config /p is not in SSM yet'), { retriable: true, kind: 'not-found' }),
+  Object.assign(new Error('could not read /p from SSM (ThrottlingException)'), { retriable: true, kind: 'read-error', throttled: true }),
+  Object.assign(new Error('runner config /p is invalid: job_id: expected a decimal integer'), { retriable: false, kind: 'unusable', queueUrl: 'http://127.0.0.1:1/123456789012/q' }),
+];
 
 /** The events a snapshot can take: every event type its active nodes handle, with payload variants. */
 function eventsFor(snapshot: Snapshot): EventObject[] {
+  if (snapshot.status === 'done') return []; // a finished actor takes no event
   const types = new Set<string>();
   for (const node of snapshot._nodes) for (const type of node.transitions.keys()) types.add(type);
   const events: EventObject[] = [];
@@ -40,6 +48,10 @@ function eventsFor(snapshot: Snapshot): EventObject[] {
       const src = invokeSrc.get(type.slice('xstate.done.actor.'.length))!;
       events.push({ type, output: outputs[src] } as EventObject);
     } else if (type.startsWith('xstate.error.actor.')) {
+      if (invokeSrc.get(type.slice('xstate.error.actor.'.length)) === 'readRunnerConfig') {
+        for (const error of POLL_ERRORS) events.push({ type, error } as EventObject);
+        continue;
+      }
       events.push({ type, error: retriable } as EventObject);
       if (type.includes('downloading')) events.push({ type, error: terminal } as EventObject);
     } else {
@@ -69,6 +81,16 @@ function eventsFor(snapshot: Snapshot): EventObject[] {
         case 'RUNNER_EXITED':
           events.push({ type, exitCode: 0, signal: null } as EventObject);
           break;
+        case 'RUNNER_SPAWNED':
+          events.push({ type, pid: 4242 } as EventObject);
+          break;
+        case 'RUNNER_PREFETCHED':
+          events.push({ type, runner: outputs.downloadRunner } as EventObject);
+          break;
+        case 'PREFETCH_FAILED':
+          events.push({ type, failure: { message: 'HTTP 503 from GitHub', retriable: true } } as EventObject);
+          events.push({ type, failure: { message: 'HTTP 404 from GitHub', retriable: false } } as EventObject);
+          break;
         default:
           events.push({ type } as EventObject); // TIMEOUT, IDLE_TIMEOUT, RUNNER_LISTENING, xstate.after.*
       }
@@ -85,6 +107,9 @@ function serialize(snapshot: Snapshot): string {
     attempt: c.downloadAttempt,
     runnerExited: c.runnerExit !== undefined,
     identity: c.identity !== undefined,
+    prefetch: c.prefetch,
+    prefetchRetriable: c.prefetchError?.retriable,
+    runnerReady: c.runner !== undefined,
   });
 }
 const serializeEvent = (event: EventObject) => JSON.stringify(event);
@@ -142,8 +167,10 @@ const WATCHER_OF: Record<string, string> = {
   SPOT_INTERRUPTION: 'spotWatcher',
   DISK_FULL: 'resourceMonitor',
   MEMORY_LOW: 'resourceMonitor',
+  RUNNER_PREFETCHED: 'prefetchRunner',
+  PREFETCH_FAILED: 'prefetchRunner',
 };
-const RUNNER_EVENTS = new Set(['RUNNER_LISTENING', 'JOB_STARTED', 'JOB_COMPLETED', 'RUNNER_EXITED']);
+const RUNNER_EVENTS = new Set(['RUNNER_SPAWNED', 'RUNNER_LISTENING', 'JOB_STARTED', 'JOB_COMPLETED', 'RUNNER_EXITED']);
 
 /** Replay one path on the real machine, then finish the lifecycle; returns what invariants need. */
 async function replay(model: Model, path: Step[]) {
@@ -184,6 +211,7 @@ async function replay(model: Model, path: Step[]) {
             : Number(impl);
       clock.increment(ms + 1);
     } else if (RUNNER_EVENTS.has(type)) {
+      fake.journal.push(`emit:${type}`);
       fake.runner.emit(event as never);
     } else if (WATCHER_OF[type] && fake.watchers[WATCHER_OF[type]!]?.active) {
       fake.watchers[WATCHER_OF[type]!]!.sendBack!(event as never);
@@ -198,11 +226,18 @@ async function replay(model: Model, path: Step[]) {
   }
 
   // Finish the lifecycle the way a healthy world would.
-  for (let i = 0; i < 1000 && !actor.getSnapshot().matches({ terminating: 'done' }); i += 1) {
+  const finished = () => actor.getSnapshot().matches({ terminating: 'done' }) || actor.getSnapshot().matches('standbyEnded');
+  for (let i = 0; i < 1000 && !finished(); i += 1) {
     const call = fake.pending.find((p) => !p.aborted);
+    const snapshot = actor.getSnapshot();
     if (call) {
       fake.pending.splice(fake.pending.indexOf(call), 1);
       call.resolve((defaultOutputs() as Record<string, unknown>)[call.src]);
+    } else if (snapshot.matches({ downloading: 'awaitingPrefetch' }) && fake.watchers.prefetchRunner?.active) {
+      fake.watchers.prefetchRunner.sendBack!({ type: 'RUNNER_PREFETCHED', runner: defaultOutputs().downloadRunner as never });
+    } else if (snapshot.matches({ running: { confirmation: 'awaitingSpawn' } }) && fake.runner.alive) {
+      fake.journal.push('emit:RUNNER_SPAWNED');
+      fake.runner.emit({ type: 'RUNNER_SPAWNED', pid: 4242 });
     } else if (fake.runner.alive) {
       fake.runner.emit({ type: 'RUNNER_EXITED', exitCode: 0, signal: null });
     } else {
@@ -218,21 +253,43 @@ async function replay(model: Model, path: Step[]) {
 function assertInvariants(model: Model, result: Awaited<ReturnType<typeof replay>>) {
   const { fake, snapshot } = result;
   const context = snapshot.context as AgentContext;
-  // 1. Every path ends in terminating; TerminateInstances requested exactly once (when it may be).
-  expect(snapshot.matches({ terminating: 'done' })).toBe(true);
+  const journal = fake.journal;
+  const messages = fake.callsOf('sendTelemetry').map((input) => input.message);
   const terminateCalls = fake.callsOf('terminateInstance').length;
+  // 1. A standby that never got a config ends without TerminateInstances and without any message;
+  //    every other path ends in terminating, with TerminateInstances requested exactly once (when it may be).
+  if (snapshot.matches('standbyEnded')) {
+    expect(context.jobSpec).toBeUndefined();
+    expect(terminateCalls).toBe(0);
+    expect(messages).toEqual([]);
+    return;
+  }
+  expect(snapshot.matches({ terminating: 'done' })).toBe(true);
   const mayTerminate = model.env.RUNS_FLEET_TERMINATE !== 'false' && context.identity !== undefined;
   expect(terminateCalls).toBe(mayTerminate ? 1 : 0);
-  // 2. One final telemetry message; `started` at most once and only after a job began.
-  const messages = fake.callsOf('sendTelemetry').map((input) => input.message);
+  // 2. One final message; `started` at most once, and only once run.sh was spawned (after registering).
   const finals = messages.filter((m) => m.status !== 'started');
   const starteds = messages.filter((m) => m.status === 'started');
   expect(finals).toHaveLength(1);
   expect(starteds.length).toBeLessThanOrEqual(1);
-  if (starteds.length === 1) expect(context.job.startedAt).toBeDefined();
+  if (starteds.length === 1) {
+    const startedAt = journal.findIndex((entry, i) => entry === 'call:sendTelemetry' && fake.calls.filter((c) => c.src === 'sendTelemetry')[journal.slice(0, i + 1).filter((e) => e === 'call:sendTelemetry').length - 1]?.input.message.status === 'started');
+    expect(journal.indexOf('emit:RUNNER_SPAWNED')).toBeGreaterThan(-1);
+    expect(journal.indexOf('emit:RUNNER_SPAWNED')).toBeLessThan(startedAt);
+    expect(journal.indexOf('call:registerRunner')).toBeLessThan(startedAt);
+  }
   expect(['success', 'failure', 'timeout', 'interrupted', 'bootstrap_failed']).toContain(finals[0].status);
+  //    Every message decodes into the orchestrator's types: the schema the sender enforces, and a
+  //    job_id on everything but bootstrap_failed (the only status the orchestrator takes without one).
+  for (const message of messages) {
+    // Without an instance id the sender refuses the message (the orchestrator could not use it): it never leaves.
+    if (message.instance_id === null) continue;
+    const prepared = prepareTelemetry(message);
+    expect(prepared.ok ? 'ok' : prepared.error).toBe('ok');
+    if (message.status !== 'bootstrap_failed') expect(message.job_id).toMatch(/^\d+$/);
+    expect(Number.isInteger(message.duration_seconds)).toBe(true);
+  }
   // 3. Cleanup and log flush attempted before termination.
-  const journal = fake.journal;
   const terminateAt = journal.indexOf('call:terminateInstance');
   expect(journal).toContain('call:cleanup');
   expect(journal).toContain('call:flushLogs');
@@ -267,6 +324,12 @@ describe('agent machine, model-based', () => {
       }
       const states = Object.keys(adjacency).length;
       console.log(`[model: ${model.name}] ${states} states, ${edges.length} edges, ${edges.length} paths replayed, ${covered.size}/${edges.length} edges covered`);
+      const kinds = new Map<string, number>();
+      for (const f of failures) {
+        const key = f.split('\n').slice(1).join(' ').replace(/\{[^}]*\}/g, '{}').slice(0, 160);
+        kinds.set(key, (kinds.get(key) ?? 0) + 1);
+      }
+      if (kinds.size > 0) console.log([...kinds].map(([k, n]) => `${n} × ${k}`).join('\n'));
       expect(failures.slice(0, 5)).toEqual([]);
       expect(covered.size).toBe(edges.length);
     });

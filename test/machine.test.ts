@@ -29,6 +29,7 @@ function start(env: Record<string, string> = {}, configure: (fake: FakeActors) =
 
 async function runJob(t: ReturnType<typeof start>, result: string) {
   await settle();
+  t.fake.runner.emit({ type: 'RUNNER_SPAWNED', pid: 4321 });
   t.fake.runner.emit({ type: 'RUNNER_LISTENING' });
   t.fake.runner.emit({ type: 'JOB_STARTED', jobName: 'build', at: new Date(t.clock.now()).toISOString() });
   await settle();
@@ -46,18 +47,48 @@ describe('agent machine scenarios', () => {
     expect(t.messages().map((m) => m.status)).toEqual(['started', 'success']);
     expect(t.finalMessage()[0]).toMatchObject({ instance_id: 'i-0fake0000000000001', job_id: '4242', run_id: '42', exit_code: 0, error: null });
     expect(t.finalMessage()[0]!.duration_seconds).toBe(30);
-    expect(Object.keys(t.finalMessage()[0]!.timings)).toEqual(['booting', 'downloading', 'registering', 'running', 'draining', 'reporting']);
+    expect(Object.keys(t.finalMessage()[0]!.timings)).toEqual(['booting', 'downloading', 'registering', 'running', 'draining', 'reporting', 'prefetch']);
+    expect(t.finalMessage()[0]).toMatchObject({ job_result: 'Succeeded', tool_cache_misses: ['node/22.1.0/x64'], log_upload: 'disabled' });
     expect(t.fake.callsOf('terminateInstance')).toEqual([{ instanceId: 'i-0fake0000000000001', region: 'us-east-1' }]);
     expect(t.outcome()).toMatchObject({ status: 'success', exitCode: 0, terminationRequested: true });
   });
 
-  it('a failed job reports failure; SucceededWithIssues is success', async () => {
+  it('a failed workflow is a served job: success, with the workflow result in job_result', async () => {
     const failed = start();
     await runJob(failed, 'Failed');
-    expect(failed.finalMessage()[0]).toMatchObject({ status: 'failure', error: 'job build completed with result: Failed' });
+    expect(failed.finalMessage()[0]).toMatchObject({ status: 'success', job_result: 'Failed', error: null });
     const issues = start();
     await runJob(issues, 'SucceededWithIssues');
-    expect(issues.finalMessage()[0]!.status).toBe('success');
+    expect(issues.finalMessage()[0]).toMatchObject({ status: 'success', job_result: 'SucceededWithIssues' });
+  });
+
+  it('a runner that dies mid-job is our failure', async () => {
+    const t = start();
+    await settle();
+    t.fake.runner.emit({ type: 'RUNNER_SPAWNED', pid: 4321 });
+    t.fake.runner.emit({ type: 'JOB_STARTED', jobName: 'build', at: new Date(t.clock.now()).toISOString() });
+    await settle();
+    t.fake.runner.emit({ type: 'RUNNER_EXITED', exitCode: null, signal: 'SIGKILL' });
+    await settle();
+    expect(t.finalMessage()[0]).toMatchObject({ status: 'failure', exit_code: 137 });
+    expect(t.finalMessage()[0]!.error).toContain('signal SIGKILL');
+    expect(t.finalMessage()[0]!.job_result).toBeUndefined();
+  });
+
+  it('started goes out when run.sh is spawned, before any job line, with the bootstrap segments', async () => {
+    const t = start();
+    await settle();
+    t.clock.increment(1_500);
+    expect(t.messages()).toEqual([]);
+    t.fake.runner.emit({ type: 'RUNNER_SPAWNED', pid: 4321 });
+    await settle();
+    const started = t.messages();
+    expect(started.map((m) => m.status)).toEqual(['started']);
+    expect(started[0]).toMatchObject({ started_at: new Date(t.clock.now()).toISOString(), completed_at: null, exit_code: null, duration_seconds: 0 });
+    // config found at agent start here; the runner was spawned 1.5 s later
+    expect(started[0]!.bootstrap_total_seconds).toBe(1.5);
+    for (const value of Object.values(started[0]!.timings)) expect(value).toBeGreaterThanOrEqual(0);
+    expect(Number.isInteger(started[0]!.duration_seconds)).toBe(true);
   });
 
   it('SIGTERM mid-job: the runner is told to stop, and the stop reason wins over its Canceled', async () => {
@@ -77,7 +108,7 @@ describe('agent machine scenarios', () => {
   });
 
   it('max runtime counts from agent start, even when an actor never settles', async () => {
-    const t = start({ RUNS_FLEET_MAX_RUNTIME_MINUTES: '0.5' }, (f) => (f.auto.downloadRunner = 'hang'));
+    const t = start({ RUNS_FLEET_MAX_RUNTIME_MINUTES: '0.5', RUNS_FLEET_PREFETCH_RUNNER: 'false' }, (f) => (f.auto.downloadRunner = 'hang'));
     await settle();
     expect(t.actor.getSnapshot().value).toEqual({ downloading: 'attempt' });
     t.clock.increment(29_999);
@@ -143,7 +174,7 @@ describe('agent machine scenarios', () => {
 
   it('retries a transient download failure with backoff, fails at once on a terminal one', async () => {
     const transient = Object.assign(new Error('HTTP 502'), { retriable: true });
-    const t = start({}, (f) => (f.auto.downloadRunner = undefined));
+    const t = start({ RUNS_FLEET_PREFETCH_RUNNER: 'false' }, (f) => (f.auto.downloadRunner = undefined));
     await settle();
     t.fake.take('downloadRunner').reject(transient);
     await settle();
@@ -159,14 +190,14 @@ describe('agent machine scenarios', () => {
     expect(t.fake.callsOf('downloadRunner').map((i) => i.attempt)).toEqual([1, 2, 3]);
     expect(t.finalMessage()[0]).toMatchObject({ status: 'bootstrap_failed', error: 'HTTP 502' });
 
-    const u = start({}, (f) => (f.auto.downloadRunner = { reject: Object.assign(new Error('checksum mismatch: expected a, got b'), { retriable: false }) }));
+    const u = start({ RUNS_FLEET_PREFETCH_RUNNER: 'false' }, (f) => (f.auto.downloadRunner = { reject: Object.assign(new Error('checksum mismatch: expected a, got b'), { retriable: false }) }));
     await settle();
     expect(u.fake.callsOf('downloadRunner')).toHaveLength(1);
     expect(u.finalMessage()[0]!.error).toContain('checksum mismatch');
   });
 
   it('a rate-limited download waits as long as GitHub asked (Retry-After), capped', async () => {
-    const t = start({}, (f) => (f.auto.downloadRunner = undefined));
+    const t = start({ RUNS_FLEET_PREFETCH_RUNNER: 'false' }, (f) => (f.auto.downloadRunner = undefined));
     await settle();
     t.fake.take('downloadRunner').reject(Object.assign(new Error('HTTP 429'), { retriable: true, retryAfterMs: 20_000 }));
     await settle();

@@ -148,7 +148,7 @@ describe('registration with the fake actions/runner', () => {
       onLine: () => {}, send: (e) => events.push(e),
     });
     await handle.done;
-    expect(events.map((e) => e.type)).toEqual(['RUNNER_LISTENING', 'JOB_STARTED', 'JOB_COMPLETED', 'RUNNER_EXITED']);
+    expect(events.map((e) => e.type)).toEqual(['RUNNER_SPAWNED', 'RUNNER_LISTENING', 'JOB_STARTED', 'JOB_COMPLETED', 'RUNNER_EXITED']);
     const env = await readRunnerEnv(h.dir);
     expect(Object.keys(env).filter((k) => /^(AWS_|RUNS_FLEET_|ACTIONS_RUNNER_INPUT_)/.test(k))).toEqual([]);
     expect(await readFile(join(h.dir, '_diag/env.txt'), 'utf8')).not.toContain(TOKEN);

@@ -29,11 +29,19 @@ describe('buildRunnerEnv', () => {
     NODE_OPTIONS: '--require x',
     LD_PRELOAD: '/evil.so',
     INVOCATION_ID: 'abc',
+    JOURNAL_STREAM: '8:1234',
+    VAULT_TOKEN: 'hvs.x',
+    // What the runs-fleet AMI's unit sets for the job (packer/provision-runs-fleet.sh).
+    AGENT_TOOLSDIRECTORY: '/opt/hostedtoolcache',
+    PIPX_HOME: '/opt/pipx',
+    PIPX_BIN_DIR: '/opt/pipx_bin',
+    HAS_SECRET: 'prefix-JITSECRETVALUE-suffix',
     UNSET: undefined,
   };
 
-  it('takes only allow-listed names from the agent, the user identity from the runner user', () => {
-    const env = buildRunnerEnv({ agentEnv, user: runnerUser, jobSpec: {} });
+  it("passes the operator's variables, withholds the agent's own, its service's and secrets; the user identity from the runner user", () => {
+    const vault = { list: () => ['JITSECRETVALUE'] };
+    const env = buildRunnerEnv({ agentEnv, user: runnerUser, jobSpec: {}, vault });
     expect(env).toEqual({
       PATH: '/usr/local/bin:/usr/bin:/bin',
       HOME: '/home/runner',
@@ -46,6 +54,10 @@ describe('buildRunnerEnv', () => {
       TZ: 'Europe/Paris',
       https_proxy: 'http://proxy:3128',
       NO_PROXY: '169.254.169.254',
+      RUNNER_DEBUG: '1',
+      AGENT_TOOLSDIRECTORY: '/opt/hostedtoolcache',
+      PIPX_HOME: '/opt/pipx',
+      PIPX_BIN_DIR: '/opt/pipx_bin',
       RUNNER_MANUALLY_TRAP_SIG: '1',
     });
   });

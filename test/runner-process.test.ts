@@ -169,7 +169,7 @@ describe('runner process (fake actions/runner)', () => {
     expect(await gone(-pid)).toBe(true);
   }
 
-  asUser("JIT 'succeed' via the actor: events in order, lines handed on, run as the runner user with the allow-listed env", async () => {
+  asUser("JIT 'succeed' via the actor: events in order, lines handed on, run as the runner user, the agent's own variables withheld", async () => {
     const h = await prepare();
     const events: AnyEventObject[] = [];
     const lines: Line[] = [];
@@ -185,13 +185,13 @@ describe('runner process (fake actions/runner)', () => {
     while (!events.some((e) => e.type === 'RUNNER_EXITED') && Date.now() < deadline) await sleep(10);
     actor.stop();
 
-    expect(types(events as AgentEvent[])).toEqual(['RUNNER_LISTENING', 'JOB_STARTED', 'JOB_COMPLETED', 'RUNNER_EXITED']);
-    const started = events[1] as Extract<AgentEvent, { type: 'JOB_STARTED' }>;
+    expect(types(events as AgentEvent[])).toEqual(['RUNNER_SPAWNED', 'RUNNER_LISTENING', 'JOB_STARTED', 'JOB_COMPLETED', 'RUNNER_EXITED']);
+    const started = events[2] as Extract<AgentEvent, { type: 'JOB_STARTED' }>;
     expect(started.jobName).toBe('build');
     expect(new Date(started.at).toISOString()).toBe(started.at);
     expect(Math.abs(Date.parse(started.at) - Date.now())).toBeLessThan(10_000);
-    expect(events[2]).toEqual({ type: 'JOB_COMPLETED', jobName: 'build', result: 'Succeeded' });
-    expect(events[3]).toEqual({ type: 'RUNNER_EXITED', exitCode: 0, signal: null });
+    expect(events[3]).toEqual({ type: 'JOB_COMPLETED', jobName: 'build', result: 'Succeeded' });
+    expect(events[4]).toEqual({ type: 'RUNNER_EXITED', exitCode: 0, signal: null });
 
     expect(lines.map((l) => l.line)).toContain('√ Connected to GitHub');
     expect(lines.every((l) => l.stream === 'stdout' && l.ts > 0)).toBe(true);
@@ -213,7 +213,7 @@ describe('runner process (fake actions/runner)', () => {
     expect(env.ACTIONS_RUNNER_HOOK_JOB_COMPLETED).toBe(join(h.stateDir, 'hooks/job-completed.sh'));
     expect(Object.keys(env).filter((k) => /^(AWS_|RUNS_FLEET_)/.test(k))).toEqual([]);
     expect(env.NODE_OPTIONS).toBeUndefined();
-    expect(env.SOME_OTHER_VAR).toBeUndefined();
+    expect(env.SOME_OTHER_VAR).toBe('x'); // an operator's variable from the unit reaches the job
     expect(env.ACTIONS_RUNNER_INPUT_JITCONFIG).toBeUndefined(); // the runner consumed it
     const raw = await readFile(join(h.dir, '_diag/env.txt'), 'utf8');
     for (const secret of ['agent-aws-secret', 'agent-session-token', JIT_CONFIG]) expect(raw).not.toContain(secret);
@@ -222,8 +222,8 @@ describe('runner process (fake actions/runner)', () => {
   asUser("'fail' → JOB_COMPLETED Failed while run.sh still exits 0", async () => {
     const r = start(await prepare({ override: { behavior: 'fail', jobName: 'unit tests' } }));
     await r.waitFor(() => !!r.exited(), 'exit');
-    expect(types(r.events)).toEqual(['RUNNER_LISTENING', 'JOB_STARTED', 'JOB_COMPLETED', 'RUNNER_EXITED']);
-    expect(r.events[2]).toMatchObject({ jobName: 'unit tests', result: 'Failed' });
+    expect(types(r.events)).toEqual(['RUNNER_SPAWNED', 'RUNNER_LISTENING', 'JOB_STARTED', 'JOB_COMPLETED', 'RUNNER_EXITED']);
+    expect(r.events[3]).toMatchObject({ jobName: 'unit tests', result: 'Failed' });
     expect(r.exited()).toMatchObject({ exitCode: 0, signal: null });
   });
 
@@ -276,7 +276,7 @@ describe('runner process (fake actions/runner)', () => {
   asUser("'crash': no listening, stderr handed on as stderr, RUNNER_EXITED with the code", async () => {
     const r = start(await prepare({ override: { behavior: 'crash' } }));
     await r.waitFor(() => !!r.exited(), 'exit');
-    expect(types(r.events)).toEqual(['RUNNER_EXITED']);
+    expect(types(r.events)).toEqual(['RUNNER_SPAWNED', 'RUNNER_EXITED']);
     expect(r.exited()).toMatchObject({ exitCode: 1, signal: null });
     expect(r.lines).toContainEqual(expect.objectContaining({ line: 'An error occurred: fake crash', stream: 'stderr' }));
   });
@@ -287,7 +287,7 @@ describe('runner process (fake actions/runner)', () => {
     const numbered = r.lines.filter((l) => /^line \d+$/.test(l.line)).map((l) => Number(l.line.slice(5)));
     expect(numbered.length).toBe(50_000);
     expect(numbered.every((n, i) => n === i + 1)).toBe(true);
-    expect(types(r.events)).toEqual(['RUNNER_LISTENING', 'JOB_STARTED', 'JOB_COMPLETED', 'RUNNER_EXITED']);
+    expect(types(r.events)).toEqual(['RUNNER_SPAWNED', 'RUNNER_LISTENING', 'JOB_STARTED', 'JOB_COMPLETED', 'RUNNER_EXITED']);
   });
 
   asUser('redacts secrets from every line before anything sees it', async () => {
@@ -296,7 +296,7 @@ describe('runner process (fake actions/runner)', () => {
     await r.waitFor(() => !!r.exited(), 'exit');
     expect(r.lines.some((l) => l.line.includes(CACHE_TOKEN))).toBe(false);
     expect(r.lines.map((l) => l.line)).toContainEqual(expect.stringContaining('Running job: deploy-with-***'));
-    expect(r.events[1]).toMatchObject({ type: 'JOB_STARTED', jobName: 'deploy-with-***' });
+    expect(r.events[2]).toMatchObject({ type: 'JOB_STARTED', jobName: 'deploy-with-***' });
   });
 
   asUser('processes left behind when run.sh exits (own process group, no pipe) are killed', async () => {
@@ -376,7 +376,7 @@ describe('runner process (fake actions/runner)', () => {
     const r = start(h);
     await r.waitFor(() => !!r.exited(), 'exit');
     expect(r.exited()).toMatchObject({ exitCode: 0 });
-    expect(types(r.events)).toEqual(['RUNNER_LISTENING', 'JOB_STARTED', 'JOB_COMPLETED', 'RUNNER_EXITED']);
+    expect(types(r.events)).toEqual(['RUNNER_SPAWNED', 'RUNNER_LISTENING', 'JOB_STARTED', 'JOB_COMPLETED', 'RUNNER_EXITED']);
     const env = await readRunnerEnv(h.dir);
     expect(env.RUNNER_ALLOW_RUNASROOT).toBe('1');
     expect(env.USER).toBe('root');

@@ -1,6 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { parseRunnerConfig, registrationUrl } from '../services/runner-config.js';
-import { parseSettings, ssmParameterName } from '../services/settings.js';
+import { credentialParameterName, parseSettings, ssmParameterName } from '../services/settings.js';
 
 describe('settings from the environment', () => {
   it('has the SPEC defaults', () => {
@@ -23,6 +22,15 @@ describe('settings from the environment', () => {
       ssmParameterTemplate: '/runs-fleet/runners/{instance-id}/config',
     });
     expect(ssmParameterName(settings, 'i-0abc')).toBe('/runs-fleet/runners/i-0abc/config');
+    expect(settings).toMatchObject({ standbyDeadlineMs: 120 * 60_000, ssmTimeoutMs: 10_000, prefetchRunner: true });
+  });
+
+  it('the credential parameter sits beside the config, as the orchestrator writes it', () => {
+    expect(credentialParameterName('/runs-fleet/runners/i-0abc/config')).toBe('/runs-fleet/runners/i-0abc/credential');
+    expect(credentialParameterName('/custom/i-0abc')).toBe('/custom/i-0abc/credential');
+    const { settings, errors } = parseSettings({ RUNS_FLEET_STANDBY_DEADLINE_MINUTES: '0.05', RUNS_FLEET_PREFETCH_RUNNER: 'false' });
+    expect(errors).toEqual([]);
+    expect(settings).toMatchObject({ standbyDeadlineMs: 3_000, prefetchRunner: false });
   });
 
   it('accepts decimals and the RUNS_FLEET_MAX_RUNTIME alias', () => {
@@ -46,40 +54,5 @@ describe('settings from the environment', () => {
     const { errors } = parseSettings({ [name]: value });
     expect(errors).toHaveLength(1);
     expect(errors[0]).toContain(name);
-  });
-});
-
-describe('runner config JSON', () => {
-  it('accepts a JIT config and a token config, and builds org vs repo URLs', () => {
-    const jit = parseRunnerConfig(JSON.stringify({ jit_config: 'abcdef', run_id: 12, labels: ['a'] }), '/p');
-    expect(jit.run_id).toBe('12');
-    const token = parseRunnerConfig(JSON.stringify({ jit_token: 'tok123', org: 'acme', repo: 'app' }), '/p');
-    expect(registrationUrl(token, 'https://github.com')).toBe('https://github.com/acme/app');
-    expect(registrationUrl({ ...token, repo: 'other/app' }, 'https://ghe.local')).toBe('https://ghe.local/other/app');
-    expect(registrationUrl({ ...token, is_org: true }, 'https://github.com')).toBe('https://github.com/acme');
-  });
-
-  it.each([
-    ['{not json', 'is not valid JSON'],
-    ['[]', '(root): expected object'],
-    ['{"org":"acme"}', 'neither jit_config nor jit_token'],
-    ['{"jit_config":"aaaaaa","jit_token":"bbbbbb"}', 'both jit_config and jit_token'],
-    ['{"jit_config":"aaaaaa","labels":"x"}', 'labels: expected array'],
-    ['{"jit_config":"aaaaaa","termination_queue_url":"file:///x"}', 'termination_queue_url'],
-    ['{"jit_token":"bbbbbb"}', 'names neither org nor repo'],
-  ])('rejects %s naming the problem', (text, message) => {
-    expect(() => parseRunnerConfig(text, '/runs-fleet/runners/i-1/config')).toThrow(message);
-  });
-
-  it('never echoes a secret value in its errors', () => {
-    const secret = 'SUPERSECRETTOKEN123';
-    for (const text of [`{"jit_token": ${JSON.stringify(secret)}, "labels": 5}`, `{"jit_config": "${secret}`, `{"jit_config": 42, "x": "${secret}"}`]) {
-      try {
-        parseRunnerConfig(text, '/p');
-        throw new Error('expected a failure');
-      } catch (error) {
-        expect((error as Error).message).not.toContain(secret);
-      }
-    }
   });
 });

@@ -39,7 +39,7 @@ describe('sendTelemetry against moto SQS', () => {
         run_id: '42',
         status: 'failure',
         exit_code: 1,
-        duration_seconds: 61.25,
+        duration_seconds: 61,
         started_at: '2025-01-01T00:00:00.000Z',
         completed_at: '2025-01-01T00:01:01.250Z',
         error: `run.sh --jitconfig SECRET-JIT-CONFIG-abcdef failed: ${'stack '.repeat(20_000)}`,

@@ -9,7 +9,7 @@ import type { AgentContext } from '../machines/types.js';
 import { createLogger } from '../services/logger.js';
 import { SecretVault } from '../services/secrets.js';
 import { parseSettings } from '../services/settings.js';
-import { MAX_BODY_BYTES, prepareTelemetry, sendTelemetry, truncateText } from '../services/telemetry.js';
+import { fifoFields, MAX_BODY_BYTES, prepareTelemetry, sendTelemetry, truncateText } from '../services/telemetry.js';
 import { MAX_ERROR_CHARS, telemetryJsonSchema, telemetryMessageSchema } from '../services/telemetry-schema.js';
 
 const QUEUE = 'https://sqs.us-east-1.amazonaws.com/123456789012/runs-fleet-termination';
@@ -21,7 +21,7 @@ function message(overrides: Partial<TelemetryMessage> = {}): TelemetryMessage {
     run_id: '42',
     status: 'success',
     exit_code: 0,
-    duration_seconds: 12.5,
+    duration_seconds: 12,
     started_at: '2025-01-01T00:00:00.000Z',
     completed_at: '2025-01-01T00:00:12.500Z',
     error: null,
@@ -59,11 +59,53 @@ describe('telemetry schema', () => {
       telemetry: { startedSent: true, finalSent: false },
       termination: { requested: false },
       panics: 0,
+      standby: { polls: 3, errors: 0, throttled: 0, suppressed: 0 },
+      prefetch: 'done',
+      prefetchMs: 1234,
+      watchdogsStarted: true,
+      jobSpec: { parameterName: '/p', mode: 'jit', isOrg: false, labels: [], jobId: '4242', runId: '42' },
+      configFoundAtMs: Date.UTC(2025, 0, 1, 0, 0, 6),
+      runnerSpawnedAtMs: Date.UTC(2025, 0, 1, 0, 0, 9, 500),
+      bootUptimeSeconds: 18.25,
+      logUpload: 'uploaded',
+      jobFacts: { toolCacheMisses: ['node/22.1.0/x64'], buildCacheInterception: 'engaged' },
     };
     for (const status of ['started', 'failure'] as const) {
       const result = telemetryMessageSchema.safeParse(telemetryMessage(ctx, status));
       expect(result.error?.issues).toBeUndefined();
     }
+    expect(telemetryMessage(ctx, 'started')).toMatchObject({
+      started_at: '2025-01-01T00:00:09.500Z',
+      completed_at: null,
+      bootstrap_boot_seconds: 18.25,
+      bootstrap_config_seconds: 6,
+      bootstrap_total_seconds: 3.5,
+    });
+    expect(telemetryMessage(ctx, 'success')).toMatchObject({
+      duration_seconds: 290, // whole seconds from run.sh's start, truncated like the Go agent
+      job_result: 'Failed',
+      log_upload: 'uploaded',
+      tool_cache_misses: ['node/22.1.0/x64'],
+      build_cache_interception: 'engaged',
+    });
+    expect(telemetryMessage(ctx, 'success').timings.prefetch).toBe(1.23);
+  });
+
+  it('the Go types: integer durations and exit codes, a decimal job_id, RFC 3339 or null timestamps', () => {
+    for (const bad of [
+      { duration_seconds: 12.5 },
+      { exit_code: 1.5 },
+      { job_id: 'abc' },
+      { job_id: '' },
+      { started_at: '' },
+      { completed_at: '' },
+      { bootstrap_total_seconds: 0 },
+      { tool_cache_misses: [1] },
+      { log_upload: 'sometimes' },
+    ]) {
+      expect(telemetryMessageSchema.safeParse({ ...message(), ...bad }).success).toBe(false);
+    }
+    expect(telemetryMessageSchema.safeParse({ ...message(), completed_at: null, exit_code: null }).success).toBe(true);
   });
 
   it.each(['instance_id', 'status'] as const)('rejects a message without %s', (field) => {
@@ -81,6 +123,14 @@ describe('telemetry schema', () => {
   it('schemas/telemetry.schema.json is the same schema (regenerate it from services/telemetry-schema.ts when this fails)', () => {
     const file = JSON.parse(readFileSync(new URL('../schemas/telemetry.schema.json', import.meta.url), 'utf8'));
     expect(file).toEqual(telemetryJsonSchema());
+  });
+});
+
+describe('FIFO queues', () => {
+  it('get a group per instance and a deduplication id per message; standard queues neither', () => {
+    expect(fifoFields(QUEUE, { instance_id: 'i-1', status: 'success' })).toEqual({});
+    expect(fifoFields(`${QUEUE}.fifo`, { instance_id: 'i-1', status: 'started' })).toEqual({ MessageGroupId: 'i-1', MessageDeduplicationId: 'i-1-started' });
+    expect(fifoFields(`${QUEUE}.fifo`, { instance_id: 'i-1', status: 'failure' })).toEqual({ MessageGroupId: 'i-1', MessageDeduplicationId: 'i-1-final' });
   });
 });
 

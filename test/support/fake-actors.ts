@@ -15,6 +15,9 @@ type PromiseSrc =
   | 'readRunnerConfig'
   | 'downloadRunner'
   | 'registerRunner'
+  | 'prepareJob'
+  | 'inspectJob'
+  | 'uploadRunnerLogs'
   | 'sendTelemetry'
   | 'cleanup'
   | 'flushLogs'
@@ -48,6 +51,9 @@ export function defaultOutputs(): Record<PromiseSrc, unknown> {
     },
     downloadRunner: { dir: '/opt/actions-runner', version: '2.330.0', source: 'github' },
     registerRunner: undefined,
+    prepareJob: { toolCacheBefore: ['node/20.0.0/x64'] },
+    inspectJob: { toolCacheMisses: ['node/22.1.0/x64'] },
+    uploadRunnerLogs: 'disabled',
     sendTelemetry: { sent: true },
     cleanup: undefined,
     flushLogs: { shipped: 10, dropped: 0 },
@@ -126,6 +132,34 @@ export class FakeActors {
     });
   }
 
+  /**
+   * The standby download: settles like `downloadRunner` when that is auto (RUNNER_PREFETCHED /
+   * PREFETCH_FAILED); otherwise it waits for the test (`watchers.prefetchRunner.sendBack`).
+   */
+  private prefetch() {
+    return fromCallback<AnyEventObject, any, AgentEvent>(({ sendBack, input }) => {
+      this.calls.push({ src: 'prefetchRunner', input });
+      this.journal.push('call:prefetchRunner');
+      this.watchers.prefetchRunner = { sendBack, active: true };
+      const behavior = this.auto.downloadRunner;
+      let cancelled = false;
+      if (behavior !== undefined && behavior !== 'hang') {
+        void Promise.resolve().then(() => {
+          if (cancelled) return;
+          if ('reject' in behavior) {
+            const e = behavior.reject as Error & { retriable?: boolean; retryAfterMs?: number };
+            sendBack({ type: 'PREFETCH_FAILED', failure: { message: e.message, retriable: Boolean(e.retriable), retryAfterMs: e.retryAfterMs } });
+          } else sendBack({ type: 'RUNNER_PREFETCHED', runner: behavior.resolve as never });
+        });
+      }
+      return () => {
+        cancelled = true;
+        this.watchers.prefetchRunner!.active = false;
+        this.journal.push('stop:prefetchRunner');
+      };
+    });
+  }
+
   /** Implementations for `agentMachine.provide({ actors })`. */
   actors(): typeof actorContracts {
     const runner = this.runner;
@@ -135,6 +169,10 @@ export class FakeActors {
       readRunnerConfig: this.promise('readRunnerConfig'),
       downloadRunner: this.promise('downloadRunner'),
       registerRunner: this.promise('registerRunner'),
+      prepareJob: this.promise('prepareJob'),
+      inspectJob: this.promise('inspectJob'),
+      uploadRunnerLogs: this.promise('uploadRunnerLogs'),
+      prefetchRunner: this.prefetch(),
       sendTelemetry: this.promise('sendTelemetry'),
       cleanup: this.promise('cleanup'),
       flushLogs: this.promise('flushLogs'),
