@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED := true
 JEST := NODE_OPTIONS=--experimental-vm-modules node_modules/.bin/jest
 
-.PHONY: all install build typecheck test demo bench diagram clean systemd-analyze graphviz
+.PHONY: all install build typecheck test demo bench diagram clean systemd-analyze graphviz golang orchestrator-mirror
 
 all: build
 
@@ -26,9 +26,21 @@ typecheck: node_modules/.installed
 systemd-analyze:
 	@command -v systemd-analyze >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd >/dev/null; }
 
-# Typecheck, build the bundle and the single binary (end-to-end tests run both as a process),
-# then every test.
-test: typecheck build binary systemd-analyze
+# The orchestrator's side of the wire (test/contract/orchestrator): a stdlib-only Go program
+# built with Debian's golang-go, installed when missing. No module proxy is needed or used.
+golang:
+	@command -v go >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go >/dev/null; }
+
+ORCHESTRATOR_MIRROR := .build/orchestrator-mirror
+$(ORCHESTRATOR_MIRROR): $(wildcard test/contract/orchestrator/*.go) test/contract/orchestrator/go.mod | golang
+	@mkdir -p .build/gocache
+	cd test/contract/orchestrator && GOCACHE=$(CURDIR)/.build/gocache GOFLAGS=-mod=mod GOPROXY=off CGO_ENABLED=0 go build -o $(CURDIR)/$@ .
+
+orchestrator-mirror: $(ORCHESTRATOR_MIRROR)
+
+# Typecheck, build the bundle and the single binary (end-to-end tests run both as a process)
+# and the orchestrator mirror, then every test.
+test: typecheck build binary systemd-analyze orchestrator-mirror
 	$(JEST) $(JEST_ARGS)
 
 # Graphviz renders the state diagram picture; Debian's package when missing.

@@ -40,7 +40,7 @@ export async function writeBuildkitCacheEnv(runnerDir: string, cache: BuildkitCa
 }
 
 async function appendNoFollow(path: string, text: string): Promise<void> {
-  const handle = await open(path, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o644);
+  const handle = await open(path, constants.O_RDWR | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o644);
   try {
     const st = await handle.stat();
     if (!st.isFile()) throw new Error(`${path} is not a regular file`);

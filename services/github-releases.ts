@@ -173,8 +173,13 @@ export async function openDownload(
   });
   if (!response.body) throw new HttpDownloadError(`runner download ${url} answered without a body`, { url, retriable: true });
   const length = Number(response.headers.get('content-length'));
+  const body = Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>);
+  // Until the install's pipeline takes the body (a few awaits later), an abort errors it with
+  // nobody listening: that must not become an uncaught exception (a PANIC). The pipeline still
+  // sees the error, and the install's own listeners record it.
+  body.on('error', () => {});
   return {
-    body: Readable.fromWeb(response.body as import('node:stream/web').ReadableStream<Uint8Array>),
+    body,
     size: Number.isFinite(length) && length > 0 ? length : undefined,
   };
 }

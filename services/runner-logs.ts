@@ -16,6 +16,7 @@ import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { constants } from 'node:fs';
 import { open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import type { LogUploadOutcome } from '../machines/types.js';
@@ -99,9 +100,13 @@ async function uploadOne(path: string, name: string, options: UploadRunnerLogsOp
   const body = await withRegularFile(path, async (handle, size) => {
     if (size > max) return 'too-big' as const;
     const chunks: Buffer[] = [];
-    const gzip = createGzip();
-    gzip.on('data', (chunk: Buffer) => chunks.push(chunk));
-    await pipeline(handle.createReadStream({ start: 0, end: Math.max(0, size - 1), autoClose: false }), gzip, { signal });
+    const collect = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        chunks.push(chunk);
+        done();
+      },
+    });
+    await pipeline(handle.createReadStream({ start: 0, end: Math.max(0, size - 1), autoClose: false }), createGzip(), collect, { signal });
     return Buffer.concat(chunks);
   });
   if (body === undefined) {

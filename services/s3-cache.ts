@@ -55,6 +55,7 @@ export class RunnerCache {
     const body = output.Body as Readable | undefined;
     const sha256 = output.Metadata?.sha256?.trim().toLowerCase();
     if (!body) return { found: false, key, reason: `s3://${this.bucket}/${key} has no body` };
+    body.on?.('error', () => {}); // an abort before the install's pipeline takes it is not an uncaught exception
     if (!sha256 || !/^[0-9a-f]{64}$/.test(sha256)) {
       body.destroy();
       return { found: false, key, reason: `s3://${this.bucket}/${key} has no valid sha256 metadata` };

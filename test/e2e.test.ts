@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { jobHookPaths } from '../services/job-hooks.js';
 import { AGENT_BINARY, createWorld, JIT_SECRET, JOB_ID, RUN_ID, TEST_RUNNER_USER, TOKEN_SECRET, type World } from './support/agent-world.js';
 import { startMoto, type Moto } from './support/moto.js';
+import { misread, orchestratorVerdicts } from './support/orchestrator.js';
 
 let moto: Moto;
 let world: World;
@@ -20,7 +21,10 @@ afterAll(async () => {
   await moto.stop();
 });
 afterEach(async () => {
+  // Every message of every test here must be one the orchestrator's decoder takes, with its meaning.
+  const verdicts = world ? await orchestratorVerdicts(world) : [];
   await world?.close();
+  expect(misread(verdicts)).toEqual([]);
 });
 
 const states = (logs: Record<string, unknown>[]) => logs.filter((l) => l.msg === 'state').map((l) => l.state);
@@ -74,14 +78,13 @@ describe.each(VARIANTS)('the built agent (%s), end to end', (_variant, agent) =>
     expect(run.stdout + run.stderr).not.toContain(TOKEN_SECRET);
   });
 
-  it('a failed job reports failure (run.sh still exits 0)', async () => {
+  it('a failed workflow is a served job: success, job_result Failed (run.sh still exits 0)', async () => {
     world = await createWorld({ moto, agent, runner: { behavior: 'fail' } });
     await world.putRunnerConfig({ jit_config: JIT_SECRET });
     const run = await world.runAgent();
     expect(run.exitCode).toBe(0);
     const final = (await world.telemetry()).at(-1)!;
-    expect(final.status).toBe('failure');
-    expect(final.error).toContain('Failed');
+    expect(final).toMatchObject({ status: 'success', job_result: 'Failed', error: null });
     expect(await world.instanceState()).toBe('terminated');
   });
 
@@ -189,8 +192,9 @@ describe.each(VARIANTS)('the built agent (%s), end to end', (_variant, agent) =>
     const run = await world.runAgent({ RUNS_FLEET_IDLE_TIMEOUT_MINUTES: '0.05' });
     expect(run.exitCode).toBe(0);
     const telemetry = await world.telemetry();
-    expect(telemetry.map((m) => m.status)).toEqual(['bootstrap_failed']);
-    expect(telemetry[0]!.error).toContain('idle timeout');
+    // run.sh ran (started is the orchestrator's confirmation of that), but no job came.
+    expect(telemetry.map((m) => m.status)).toEqual(['started', 'bootstrap_failed']);
+    expect(telemetry[1]!.error).toContain('idle timeout');
     expect(world.runnerProcesses()).toEqual([]);
   });
 
@@ -231,8 +235,8 @@ describe.each(VARIANTS)('the built agent (%s), end to end', (_variant, agent) =>
   });
 
   it.each([
-    ['a missing SSM parameter', async (_w: World): Promise<void> => {}, {}, /not found in SSM/],
     ['malformed JSON', async (w: World) => w.putRunnerConfig('{"jit_config": '), {}, /not valid JSON/],
+    ['a job_id that is not an integer', async (w: World) => w.putRunnerConfig({ jit_config: JIT_SECRET, job_id: 'job-7' }), {}, /job_id: expected a decimal integer/],
     ['a non-numeric timeout', async (w: World) => w.putRunnerConfig({ jit_config: JIT_SECRET }), { RUNS_FLEET_IDLE_TIMEOUT_MINUTES: 'ten' }, /RUNS_FLEET_IDLE_TIMEOUT_MINUTES="ten"/],
   ] as const)('bad configuration (%s) → bootstrap_failed with a readable error, instance terminated', async (_, arrange, env, error) => {
     world = await createWorld({ moto, agent });
@@ -244,6 +248,7 @@ describe.each(VARIANTS)('the built agent (%s), end to end', (_variant, agent) =>
     expect(telemetry[0]!.error).toMatch(error);
     expect(await world.instanceState()).toBe('terminated');
     expect(run.exitCode).toBe(0);
-    expect(world.github.requests).toEqual([]);
+    expect(await world.parameterExists()).toBe(false); // deleted even though unusable
+    expect(run.logs.some((l) => l.msg === 'run.sh started')).toBe(false);
   });
 });

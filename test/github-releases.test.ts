@@ -8,6 +8,7 @@ import { DownloadError } from '../services/errors.js';
 import {
   checksumFromReleaseBody,
   HttpDownloadError,
+  openDownload,
   resolveRelease,
   retryAfter,
   runnerArch,
@@ -208,5 +209,28 @@ describe('runnerArch and Retry-After parsing', () => {
     expect(retryAfter(new Headers({ 'retry-after': 'Thu, 01 Jan 2026 00:00:10 GMT' }), now)).toBe(10_000);
     expect(retryAfter(new Headers({ 'x-ratelimit-reset': String(now / 1000 + 60) }), now)).toBe(60_000);
     expect(retryAfter(new Headers(), now)).toBeUndefined();
+  });
+});
+
+describe('openDownload', () => {
+  it('an abort between the headers and the install taking the body is not an uncaught exception', async () => {
+    const github = await startFakeGitHub({ version: VERSION, tarballs: { x64: Buffer.alloc(256 * 1024, 1), arm64: ARM64 } });
+    github.setThrottle(1_000);
+    const uncaught: unknown[] = [];
+    const onUncaught = (error: unknown) => uncaught.push(error);
+    process.on('uncaughtException', onUncaught);
+    try {
+      const release = await resolveRelease({ apiUrl: github.apiUrl, version: VERSION, arch: 'x64' });
+      const controller = new AbortController();
+      const download = await openDownload(release.url, { signal: controller.signal });
+      controller.abort(); // the prefetch stopped: nobody reads the body yet
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(uncaught).toEqual([]);
+      expect(download.body.destroyed).toBe(true);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      github.setThrottle(undefined);
+      await github.close();
+    }
   });
 });

@@ -6,7 +6,8 @@
 import { describe, expect, it } from '@jest/globals';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseSettings } from '../services/settings.js';
+import { credentialParameterName, parseSettings } from '../services/settings.js';
+import { DEFAULT_RUNNER_LOGS_PREFIX, runnerLogKey } from '../services/runner-logs.js';
 import { runnerCacheKey } from '../services/s3-cache.js';
 
 const SOURCE_DIRS = ['services', 'actors', 'bin'];
@@ -168,9 +169,10 @@ describe('IAM policy (docs/iam-policy.json)', () => {
     expect(String(value)).toMatch(/^arn:aws:ec2:\*:\*:instance\/\$\{ec2:InstanceId\}$/i);
   });
 
-  it('scopes SSM to the runs-fleet runner parameters the agent reads by default', () => {
+  it('scopes SSM to the runs-fleet runner parameters the agent reads by default: the config and its credential', () => {
     const template = parseSettings({}).settings.ssmParameterTemplate;
     expect(template.startsWith('/runs-fleet/runners/')).toBe(true);
+    expect(credentialParameterName(template).startsWith('/runs-fleet/runners/')).toBe(true);
     for (const action of ['ssm:GetParameter', 'ssm:DeleteParameter']) {
       for (const s of statementsFor(action)) expect(list(s.Resource)).toEqual(['arn:aws:ssm:*:*:parameter/runs-fleet/runners/*']);
     }
@@ -185,9 +187,12 @@ describe('IAM policy (docs/iam-policy.json)', () => {
     }
   });
 
-  it('scopes S3 writes to the runner cache prefix, SQS to the queue, logs to the group', () => {
+  it('scopes S3 writes to the runner cache prefix and the runner logs prefix, SQS to the queue, logs to the group', () => {
     expect(runnerCacheKey('2.330.0', 'x64').startsWith('runners/')).toBe(true);
-    for (const s of statementsFor('s3:PutObject')) expect(list(s.Resource)).toEqual(['arn:aws:s3:::my-runs-fleet-cache/runners/*']);
+    // The orchestrator's runner logs: {runner_logs_prefix or "runner-logs/"}{run}/{job}/{instance}/{file}.gz beside its Actions cache.
+    expect(runnerLogKey({ runId: '1', jobId: '2', instanceId: 'i-1' }, 'Runner_1.log.gz').startsWith(`${DEFAULT_RUNNER_LOGS_PREFIX}`)).toBe(true);
+    const puts = statementsFor('s3:PutObject').flatMap((s) => list(s.Resource)).sort();
+    expect(puts).toEqual(['arn:aws:s3:::my-runs-fleet-actions-cache/runner-logs/*', 'arn:aws:s3:::my-runs-fleet-cache/runners/*']);
     for (const s of statementsFor('s3:GetObject')) {
       for (const r of list(s.Resource)) expect(r).toMatch(/^arn:aws:s3:::my-runs-fleet-cache\/(runners|agent)\/\*$/);
     }

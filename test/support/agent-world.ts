@@ -17,6 +17,7 @@ import { startFakeGitHub, type FakeGitHub } from './fake-github.js';
 import { startFakeImds, type FakeImds } from './fake-imds.js';
 import { buildFakeRunnerTarball, type FakeRunnerOptions } from './fake-runner.js';
 import { MOTO_REGION, startMoto, type Moto } from './moto.js';
+import { putConfigAsOrchestrator, type OrchestratorConfig, type Rendered } from './orchestrator.js';
 import { ensureUser } from './test-user.js';
 
 export const RUNNER_VERSION = '2.330.0';
@@ -49,13 +50,23 @@ export interface World {
   logGroup: string;
   bucket: string;
   parameterName: string;
+  /** The split layout's second parameter, beside the config. */
+  credentialName: string;
   baseDir: string;
   runnerDir: string;
   stateDir: string;
   clients: { ssm: SSMClient; sqs: SQSClient; ec2: EC2Client; logs: CloudWatchLogsClient; s3: S3Client };
-  /** Write the runner config to SSM (SecureString). */
+  /** Write the runner config to SSM (SecureString), the legacy single-parameter way. */
   putRunnerConfig(config: Record<string, unknown> | string): Promise<void>;
-  parameterExists(): Promise<boolean>;
+  /**
+   * Write the config as the orchestrator does (test/contract/orchestrator): its Go types, the
+   * split layout by default, credential first, after `delayMs`. Defaults: this world's ids and queue.
+   */
+  putConfigAsOrchestrator(config: OrchestratorConfig, options?: { layout?: 'split' | 'legacy'; delayMs?: number; realJit?: boolean }): Promise<Rendered>;
+  /** Whether the config parameter (or `name`) is still in SSM. */
+  parameterExists(name?: string): Promise<boolean>;
+  /** Every raw message body `telemetry()` received, for the orchestrator's decoder. */
+  readonly bodies: string[];
   /** The environment the agent gets (moto endpoints, fakes, short timers). */
   env(overrides?: Record<string, string | undefined>): Record<string, string>;
   /** Start the built agent; resolves when it exits. */
@@ -120,6 +131,7 @@ export async function createWorld(options: WorldOptions = {}): Promise<World> {
   const bucket = `runs-fleet-cache-${suffix}`.toLowerCase();
   await clients.s3.send(new CreateBucketCommand({ Bucket: bucket }));
   const parameterName = `/runs-fleet/runners/${instanceId}/config`;
+  const credentialName = `/runs-fleet/runners/${instanceId}/credential`;
 
   const baseDir = mkdtempSync(join(tmpdir(), 'rfa-world-'));
   chmodSync(baseDir, 0o755); // the runner user must be able to reach its dir
@@ -136,6 +148,8 @@ export async function createWorld(options: WorldOptions = {}): Promise<World> {
     logGroup,
     bucket,
     parameterName,
+    credentialName,
+    bodies: [],
     baseDir,
     runnerDir,
     stateDir,
@@ -147,9 +161,18 @@ export async function createWorld(options: WorldOptions = {}): Promise<World> {
           : JSON.stringify({ org: 'acme', repo: 'acme/app', run_id: RUN_ID, job_id: JOB_ID, termination_queue_url: queueUrl, labels: ['self-hosted', 'linux'], ...value });
       await clients.ssm.send(new PutParameterCommand({ Name: parameterName, Value: text, Type: 'SecureString', Overwrite: true, Tier: 'Advanced' }));
     },
-    async parameterExists() {
+    putConfigAsOrchestrator(config, options = {}) {
+      return putConfigAsOrchestrator({
+        endpoint: moto.endpoint,
+        region: MOTO_REGION,
+        instanceId,
+        config: { org: 'acme', repo: 'acme/app', run_id: RUN_ID, job_id: JOB_ID, termination_queue_url: queueUrl, labels: ['self-hosted', 'linux'], is_org: false, created_at: new Date().toISOString().replace(/\.\d+Z$/, 'Z'), ...config },
+        ...options,
+      });
+    },
+    async parameterExists(name = parameterName) {
       try {
-        await clients.ssm.send(new GetParameterCommand({ Name: parameterName, WithDecryption: true }));
+        await clients.ssm.send(new GetParameterCommand({ Name: name, WithDecryption: true }));
         return true;
       } catch (error) {
         if ((error as Error).name === 'ParameterNotFound') return false;
@@ -229,7 +252,10 @@ export async function createWorld(options: WorldOptions = {}): Promise<World> {
       for (let i = 0; i < 20; i += 1) {
         const out = await clients.sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, VisibilityTimeout: 600 }));
         if (!out.Messages?.length) break;
-        for (const m of out.Messages) messages.push(JSON.parse(m.Body!));
+        for (const m of out.Messages) {
+          world.bodies.push(m.Body!);
+          messages.push(JSON.parse(m.Body!));
+        }
       }
       return messages;
     },

@@ -38,6 +38,8 @@ export interface FakeRunnerOptions {
   jobSeconds?: number; // default 0.2 ('succeed' / 'fail')
   /** 'fail' = config.sh fails like a rejected registration token (default 'succeed'). */
   config?: 'succeed' | 'fail' | 'hang';
+  /** Bash run as the job's steps, once the job started (as the runner user, with the job's environment). */
+  jobScript?: string;
 }
 
 const SCRIPTS: [source: string, target: string][] = [
@@ -87,7 +89,9 @@ export async function buildFakeRunnerTarball(opts: FakeRunnerOptions): Promise<B
     }
     await writeFile(join(dir, 'bin/Runner.Listener.deps.json'), depsJson(opts.version));
     // One key per line: the scripts read it with grep/sed (no jq needed).
-    await writeFile(join(dir, '.fake-runner.json'), JSON.stringify(opts, null, 2) + '\n');
+    const { jobScript, ...flat } = opts;
+    await writeFile(join(dir, '.fake-runner.json'), JSON.stringify(flat, null, 2) + '\n');
+    if (jobScript) await writeFile(join(dir, '.fake-runner-job.sh'), `${jobScript}\n`, { mode: 0o755 });
     const pack = createTar({ gzip: true, cwd: dir, portable: true, mtime: new Date('2025-01-01T00:00:00Z') }, ['.']);
     const chunks: Buffer[] = [];
     for await (const chunk of pack) chunks.push(Buffer.from(chunk));

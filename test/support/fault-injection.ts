@@ -8,6 +8,7 @@ import { startBadEndpoint, type BadEndpoint } from './bad-endpoints.js';
 import { createWorld, JIT_SECRET, TOKEN_SECRET, type AgentRun, type World } from './agent-world.js';
 import type { FakeRunnerOptions } from './fake-runner.js';
 import { startMoto, type Moto } from './moto.js';
+import { misread, orchestratorVerdicts } from './orchestrator.js';
 
 export type Fault = 'SIGTERM' | 'failing dependency' | 'hang' | 'SIGKILL';
 
@@ -43,6 +44,8 @@ export interface FaultResult {
   instance: string | undefined;
   finals: Record<string, any>[];
   runnerLeft: number;
+  /** The orchestrator's decoder on every message the queue got: what it misread ([] when all is well). */
+  misread: string[];
 }
 
 const jit = { jit_config: JIT_SECRET };
@@ -52,15 +55,15 @@ const fast = { RUNS_FLEET_MAX_RUNTIME_MINUTES: '0.1' };
 const sqsAt = (endpoint: BadEndpoint) => ({ RUNS_FLEET_TERMINATION_QUEUE_URL: `${endpoint.url}/123456789012/termination` });
 
 export const CASES: FaultCase[] = [
-  // booting
-  { state: 'booting', fault: 'SIGTERM', what: 'SIGTERM while SSM hangs', config: jit, env: (b) => ({ AWS_ENDPOINT_URL_SSM: b.hang.url }),
-    signals: [{ inState: 'booting', signal: 'SIGTERM', afterMs: 400 }], expected: { exit: 0, terminated: true, status: /^interrupted$/ } },
-  { state: 'booting', fault: 'failing dependency', what: 'SSM parameter missing', config: null,
-    expected: { exit: 0, terminated: true, status: /^bootstrap_failed$/, check: (f) => expect(f?.error).toMatch(/not found in SSM/) } },
+  // booting: before any config the instance has no job — standby ends with exit 0, nothing reported, nothing terminated
+  { state: 'booting', fault: 'SIGTERM', what: 'SIGTERM while SSM hangs (standby)', config: jit, env: (b) => ({ AWS_ENDPOINT_URL_SSM: b.hang.url, RUNS_FLEET_SSM_TIMEOUT_SECONDS: '1' }),
+    signals: [{ inState: 'booting', signal: 'SIGTERM', afterMs: 400 }], expected: { exit: 0, terminated: false, status: null } },
+  { state: 'booting', fault: 'failing dependency', what: 'no config by the standby deadline', config: null, env: () => ({ RUNS_FLEET_STANDBY_DEADLINE_MINUTES: '0.05' }),
+    expected: { exit: 0, terminated: false, status: null, check: (_f, run) => expect(run.logs.find((l) => l.msg === 'lifecycle finished')).toMatchObject({ standbyEnd: 'deadline' }) } },
   { state: 'booting', fault: 'failing dependency', what: 'IMDS down (instance id unknown)', config: jit, arrange: (w) => w.imds.setDown(true),
     expected: { exit: 1, terminated: false, status: null } },
-  { state: 'booting', fault: 'hang', what: 'SSM never answers', config: jit, env: (b) => ({ AWS_ENDPOINT_URL_SSM: b.hang.url, ...fast }),
-    expected: { exit: 0, terminated: true, status: /^timeout$/ } },
+  { state: 'booting', fault: 'hang', what: 'SSM never answers (1 s per call)', config: jit, env: (b) => ({ AWS_ENDPOINT_URL_SSM: b.hang.url, RUNS_FLEET_SSM_TIMEOUT_SECONDS: '1', ...fast }),
+    expected: { exit: 0, terminated: false, status: null, check: (_f, run) => expect(run.logs.some((l) => /no answer within 1000 ms/.test(String(l.msg)))).toBe(true) } },
   { state: 'booting', fault: 'SIGKILL', what: 'SIGKILL while SSM hangs', config: jit, env: (b) => ({ AWS_ENDPOINT_URL_SSM: b.hang.url }),
     signals: [{ inState: 'booting', signal: 'SIGKILL', afterMs: 400 }], expected: { exit: 'SIGKILL', terminated: false, status: null } },
   // downloading
@@ -161,11 +164,12 @@ export async function runCase(c: FaultCase, moto: Moto, bad: Bad): Promise<Fault
     const runnerLeft = world.runnerProcesses().length;
     const finals = (await world.telemetry()).filter((m) => m.status !== 'started');
     const instance = await world.instanceState();
+    const decoded = misread(await orchestratorVerdicts(world));
     // Undo the world's faults so that closing it does not hang.
     world.github.setHang(false);
     world.github.setThrottle(undefined);
     world.imds.setDown(false);
-    return { c, run, instance, finals, runnerLeft };
+    return { c, run, instance, finals, runnerLeft, misread: decoded };
   } finally {
     await world.close();
   }
@@ -181,6 +185,7 @@ export function assertCase(r: FaultResult): void {
   }
   expect(r.instance).toBe(c.expected.terminated ? 'terminated' : 'running');
   expect(r.runnerLeft).toBe(0);
+  expect(r.misread).toEqual([]);
   expect(r.finals.length).toBeLessThanOrEqual(1);
   if (c.expected.status === null) expect(r.finals).toHaveLength(0);
   else {

@@ -1,0 +1,3 @@
+module runsfleet.local/orchestrator-mirror
+
+go 1.19
