@@ -9,6 +9,7 @@ const benches: [string, string[]][] = [
   ['download (issue 3)', ['bench/download.mjs']],
   ['log shipping (issue 5)', ['scripts/run-ts.mjs', 'bench/logs.ts']],
   ['start-up and idle RSS (issue 7)', ['scripts/run-ts.mjs', 'bench/startup.ts']],
+  ['time to run.sh with the config written after start (issue 10)', ['scripts/run-ts.mjs', 'bench/standby.ts']],
 ];
 
 let failed = 0;

@@ -112,6 +112,13 @@ async function run(args: string[], io: CliIo): Promise<number> {
   });
   sink.current = shipper;
 
+  // A signal's default action must never end the agent before it decided its exit code: the
+  // machine's process watcher handles SIGTERM/SIGINT while it runs, and these keep the
+  // disposition ours until run() returns (a late signal during the last cleanup changes nothing).
+  const ignoreLateSignal = (signal: NodeJS.Signals) => logger.debug({ signal }, 'signal received while finishing');
+  process.on('SIGTERM', ignoreLateSignal);
+  process.on('SIGINT', ignoreLateSignal);
+
   // Last line of defence inside the process: whatever hangs, exit non-zero in time.
   const deadline = setTimeout(() => {
     logger.fatal({ deadline_ms: hardDeadlineMs(settings) }, 'hard deadline reached: exiting so systemd powers off');
@@ -207,6 +214,8 @@ async function run(args: string[], io: CliIo): Promise<number> {
     clearTimeout(deadline);
     await inspector?.stop().catch(() => {});
     aws.destroy();
+    process.off('SIGTERM', ignoreLateSignal);
+    process.off('SIGINT', ignoreLateSignal);
   }
   return code;
 }

@@ -49,7 +49,7 @@ let detected: Promise<Extractor> | undefined;
 
 /** GNU tar when `tar --version` says so (once per process), else node-tar. */
 export function detectExtractor(): Promise<Extractor> {
-  detected ??= execa('tar', ['--version'], { reject: false, timeout: 5_000, stdin: 'ignore' }).then(
+  detected ??= execa('tar', ['--version'], { reject: false, timeout: 5_000, stdin: 'ignore', cleanup: false }).then(
     (result) => (result.exitCode === 0 && /GNU tar/.test(String(result.stdout)) ? 'gnu-tar' : 'node-tar'),
     () => 'node-tar' as const,
   );
@@ -242,6 +242,10 @@ function gnuTarSink(staging: string, signal: AbortSignal | undefined): Sink {
     reject: false,
     cancelSignal: signal,
     forceKillAfterDelay: 2_000,
+    // execa's cleanup installs signal-exit, which re-raises a SIGTERM once no other listener is
+    // left — and the agent's own one goes away when the signal ends the machine (standby): the
+    // agent would die of its own SIGTERM. tar is killed through cancelSignal and kill() instead.
+    cleanup: false,
   });
   const done = child.then((result) => {
     if (result.isCanceled) throw new DownloadError('tar was cancelled');

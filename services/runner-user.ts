@@ -62,7 +62,7 @@ export function parsePasswdLine(line: string): PasswdEntry | undefined {
 
 /** `getent passwd NAME` (NSS-aware, unlike reading /etc/passwd). Exit 2 = no such user. */
 export async function getentPasswd(name: string): Promise<PasswdEntry | undefined> {
-  const result = await execa('getent', ['passwd', name], { reject: false, timeout: 10_000, stdin: 'ignore' });
+  const result = await execa('getent', ['passwd', name], { reject: false, timeout: 10_000, stdin: 'ignore', cleanup: false });
   if (result.exitCode === 2) return undefined;
   if (result.failed) {
     throw new RegistrationError(`cannot look up the runner user "${name}" with getent passwd: ${result.shortMessage}`, {

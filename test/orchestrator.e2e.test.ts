@@ -208,6 +208,29 @@ describe('the agent with the orchestrator’s configs and decoder', () => {
     expect(run.logs.find((l) => l.msg === 'lifecycle finished')).toMatchObject({ status: 'no_job', standbyEnd: 'sigterm' });
   });
 
+  it('a warm-pool stop while the prefetch is extracting the runner: still exit 0, nothing reported', async () => {
+    world = await createWorld({ moto });
+    const w = world;
+    w.github.setThrottle(300); // the download trickles: tar is running when the stop comes
+    let signalledAt = 0;
+    const { child, done } = w.startAgent(fleetEnv(w), {
+      onLine: (line) => {
+        if (signalledAt === 0 && line.includes('"source":"github"') && line.includes('runner download progress')) {
+          signalledAt = Date.now();
+          child.kill('SIGTERM');
+        }
+      },
+    });
+    const run = await done;
+    w.github.setThrottle(undefined);
+    expect(signalledAt).toBeGreaterThan(0);
+    expect({ exit: run.exitCode, signal: run.signal }).toEqual({ exit: 0, signal: null });
+    expect(Date.now() - signalledAt).toBeLessThan(5_000);
+    expect(run.logs.find((l) => l.msg === 'lifecycle finished')).toMatchObject({ status: 'no_job', standbyEnd: 'sigterm' });
+    expect(await w.telemetry()).toEqual([]);
+    expect(await w.instanceState()).toBe('running');
+  });
+
   it('the standby deadline: exit 0 with nothing reported and nothing terminated', async () => {
     world = await createWorld({ moto });
     const w = world;

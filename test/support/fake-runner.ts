@@ -13,7 +13,7 @@
  *                               over .fake-runner.json, read at run time.
  */
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { existsSync } from 'node:fs';
@@ -40,6 +40,8 @@ export interface FakeRunnerOptions {
   config?: 'succeed' | 'fail' | 'hang';
   /** Bash run as the job's steps, once the job started (as the runner user, with the job's environment). */
   jobScript?: string;
+  /** Incompressible bytes in `bin/padding.bin`, so that a benchmark's download costs what a real one does. */
+  paddingBytes?: number;
 }
 
 const SCRIPTS: [source: string, target: string][] = [
@@ -89,7 +91,8 @@ export async function buildFakeRunnerTarball(opts: FakeRunnerOptions): Promise<B
     }
     await writeFile(join(dir, 'bin/Runner.Listener.deps.json'), depsJson(opts.version));
     // One key per line: the scripts read it with grep/sed (no jq needed).
-    const { jobScript, ...flat } = opts;
+    const { jobScript, paddingBytes, ...flat } = opts;
+    if (paddingBytes) await writeFile(join(dir, 'bin/padding.bin'), randomBytes(paddingBytes));
     await writeFile(join(dir, '.fake-runner.json'), JSON.stringify(flat, null, 2) + '\n');
     if (jobScript) await writeFile(join(dir, '.fake-runner-job.sh'), `${jobScript}\n`, { mode: 0o755 });
     const pack = createTar({ gzip: true, cwd: dir, portable: true, mtime: new Date('2025-01-01T00:00:00Z') }, ['.']);

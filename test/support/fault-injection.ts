@@ -181,7 +181,8 @@ export function assertCase(r: FaultResult): void {
     expect(run.signal).toBe('SIGKILL');
     expect(run.exitCode).toBeNull();
   } else {
-    expect({ exit: run.exitCode, stderr: run.exitCode === c.expected.exit ? '' : run.stderr.slice(-2000) }).toEqual({ exit: c.expected.exit, stderr: '' });
+    const tail = run.exitCode === c.expected.exit ? '' : `${run.stderr.slice(-2000)}\n${run.stdout.split('\n').filter((l) => !l.includes('"msg":"runner"')).slice(-25).join('\n')}`;
+    expect({ exit: run.exitCode, output: tail }).toEqual({ exit: c.expected.exit, output: '' });
   }
   expect(r.instance).toBe(c.expected.terminated ? 'terminated' : 'running');
   expect(r.runnerLeft).toBe(0);
