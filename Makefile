@@ -47,7 +47,7 @@ test: typecheck build binary systemd-analyze orchestrator-mirror
 graphviz:
 	@command -v dot >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null; }
 
-demo: build graphviz
+demo: build graphviz orchestrator-mirror
 	node scripts/run-ts.mjs scripts/demo.ts
 
 bench: build

@@ -106,7 +106,8 @@ describe('the agent with the orchestrator’s configs and decoder', () => {
   it('legacy layout with both credentials: JIT mode, the token never used nor shown', async () => {
     world = await createWorld({ moto, runner: { behavior: 'succeed' } });
     const w = world;
-    await w.putConfigAsOrchestrator({ jit_config: JIT_SECRET, jit_token: TOKEN_SECRET }, { layout: 'legacy' });
+    // Go's zero values as the orchestrator writes them: "org": "", "labels": null, "is_org": false.
+    await w.putConfigAsOrchestrator({ jit_config: JIT_SECRET, jit_token: TOKEN_SECRET, org: '', labels: null, is_org: false, runner_group: '' }, { layout: 'legacy' });
     const run = await w.runAgent(fleetEnv(w));
 
     expect(run.exitCode).toBe(0);

@@ -89,4 +89,30 @@ describe('sendTelemetry against moto SQS', () => {
     expect(result.error).toMatch(/queue/i);
     expect(performance.now() - started).toBeLessThan(5_000);
   });
+
+  it('a FIFO queue takes both messages, in order, with a group per instance (retries deduplicated)', async () => {
+    const { QueueUrl } = await client.send(
+      new CreateQueueCommand({ QueueName: 'runs-fleet-termination.fifo', Attributes: { FifoQueue: 'true', ContentBasedDeduplication: 'false' } }),
+    );
+    const base = {
+      instance_id: 'i-0fifo0000000000001',
+      job_id: '4242',
+      run_id: '42',
+      exit_code: null,
+      duration_seconds: 0,
+      started_at: '2025-01-01T00:00:00.000Z',
+      completed_at: null,
+      error: null,
+      interrupted_by: null,
+      timings: {},
+      memory_warnings: 0,
+    };
+    expect(await sendTelemetry({ client, queueUrl: QueueUrl, message: { ...base, status: 'started' } })).toEqual({ sent: true });
+    const final = { ...base, status: 'success' as const, exit_code: 0, completed_at: '2025-01-01T00:01:00.000Z', duration_seconds: 60 };
+    expect(await sendTelemetry({ client, queueUrl: QueueUrl, message: final })).toEqual({ sent: true });
+    expect(await sendTelemetry({ client, queueUrl: QueueUrl, message: final })).toEqual({ sent: true }); // a retried send
+    const received = await client.send(new ReceiveMessageCommand({ QueueUrl, MaxNumberOfMessages: 10, WaitTimeSeconds: 1, AttributeNames: ['All'] }));
+    expect(received.Messages!.map((m) => JSON.parse(m.Body!).status)).toEqual(['started', 'success']);
+    expect(received.Messages!.map((m) => m.Attributes?.MessageGroupId)).toEqual(['i-0fifo0000000000001', 'i-0fifo0000000000001']);
+  });
 });
