@@ -65,6 +65,12 @@ const STOP_DETAILS: Record<StopReason, (event: AgentEvent, ctx: AgentContext) =>
     `disk full: ${(e as { freeMb?: number }).freeMb} MB free on the runner's filesystem, below the minimum of ${(e as { minFreeMb?: number }).minFreeMb} MB`,
 };
 
+/** The steps before the final message give way to it: out of time, or crashed, report anyway. */
+const REPORT_ANYWAY = {
+  TIMEOUT: { target: 'sending', description: 'Out of time: skip this step, the report matters more.' },
+  PANIC: { target: 'sending', actions: 'countPanic', description: 'A crash: report anyway.' },
+} as const;
+
 export const agentMachine = setup({
   types: {
     context: {} as AgentContext,
@@ -581,10 +587,7 @@ export const agentMachine = setup({
             onError: 'uploadingRunnerLogs',
           },
           after: { inspectDeadline: 'uploadingRunnerLogs' },
-          on: {
-            TIMEOUT: { target: 'sending', description: 'Out of time: the report matters more.' },
-            PANIC: { target: 'sending', actions: 'countPanic', description: 'A crash: report anyway.' },
-          },
+          on: REPORT_ANYWAY,
         },
         uploadingRunnerLogs: {
           description: "The runner's _diag logs to the config's runner_logs_bucket, within 60 s (less after a spot notice).",
@@ -601,10 +604,7 @@ export const agentMachine = setup({
             onError: { target: 'flushingLogs', actions: assign({ logUpload: 'failed' as const }) },
           },
           after: { runnerLogsDeadline: { target: 'flushingLogs', actions: assign({ logUpload: 'failed' as const }) } },
-          on: {
-            TIMEOUT: { target: 'sending', description: 'Out of time: the report matters more.' },
-            PANIC: { target: 'sending', actions: 'countPanic', description: 'A crash: report anyway.' },
-          },
+          on: REPORT_ANYWAY,
         },
         flushingLogs: {
           description: "Ship the job's log before reporting, within the flush deadline.",
@@ -615,10 +615,7 @@ export const agentMachine = setup({
             onError: 'sending',
           },
           after: { flushDeadline: { target: 'sending', description: 'A dead logs endpoint cannot hold the report.' } },
-          on: {
-            TIMEOUT: { target: 'sending', description: 'Out of time: skip the flush, the report matters more.' },
-            PANIC: { target: 'sending', actions: 'countPanic', description: 'A crash while flushing: report anyway.' },
-          },
+          on: REPORT_ANYWAY,
         },
         sending: {
           description: 'The final message to the termination queue (bounded retries and time).',

@@ -87,6 +87,19 @@ func readConfig() (*RunnerConfig, error) {
 	return &config, nil
 }
 
+// readAndRender is render over the RunnerConfig on stdin, failing the program on an error.
+func readAndRender(layout string, realJIT bool) *rendered {
+	config, err := readConfig()
+	if err != nil {
+		fail(err)
+	}
+	out, err := render(config, layout, realJIT)
+	if err != nil {
+		fail(err)
+	}
+	return out
+}
+
 func fail(err error) {
 	fmt.Fprintln(os.Stderr, "orchestrator-mirror:", err)
 	os.Exit(1)
@@ -110,27 +123,13 @@ func main() {
 
 	switch os.Args[1] {
 	case "render":
-		config, err := readConfig()
-		if err != nil {
-			fail(err)
-		}
-		out, err := render(config, *layout, *realJIT)
-		if err != nil {
-			fail(err)
-		}
+		out := readAndRender(*layout, *realJIT)
 		_ = enc.Encode(out)
 	case "put-config":
 		if *endpoint == "" || *instance == "" {
 			fail(fmt.Errorf("put-config needs -endpoint and -instance"))
 		}
-		config, err := readConfig()
-		if err != nil {
-			fail(err)
-		}
-		out, err := render(config, *layout, *realJIT)
-		if err != nil {
-			fail(err)
-		}
+		out := readAndRender(*layout, *realJIT)
 		time.Sleep(*delay)
 		client := newSSMClient(*endpoint, *region)
 		base := fmt.Sprintf("%s/%s", *prefix, *instance)
