@@ -42,5 +42,7 @@ export function withJobIdentity(message: TelemetryInput['message'], identity: Jo
     }).filter(([, v]) => typeof v === 'string' && v !== ''),
   );
   if (Object.keys(github).length === 0) return message;
-  return { ...message, run_id: message.run_id ?? identity.runId ?? null, github };
+  // The hooks run as the job: their run id is taken only when it is what GitHub's are, a decimal.
+  const hookRunId = identity.runId && /^\d{1,19}$/.test(identity.runId) ? identity.runId : undefined;
+  return { ...message, run_id: message.run_id ?? hookRunId ?? null, github };
 }

@@ -18,7 +18,7 @@ import { LogShipper } from '../services/log-shipper.js';
 import { createLogger, type LogSink } from '../services/logger.js';
 import { RunnerReaper } from '../services/runner-reaper.js';
 import { SecretVault } from '../services/secrets.js';
-import { parseSettings, type Env, type Settings } from '../services/settings.js';
+import { MAX_TIMER_MS, parseSettings, type Env, type Settings } from '../services/settings.js';
 import { renderTimeline, type TimelineEntry } from '../services/timeline.js';
 import { AGENT_VERSION } from './version.js';
 
@@ -91,9 +91,8 @@ function checkConfig(io: CliIo): number {
 
 /** How long after start the process gives up on everything and exits non-zero (systemd then powers off). */
 function hardDeadlineMs(settings: Settings): number {
-  return (
-    settings.maxRuntimeMs + settings.drainGraceMs + 2 * settings.logFlushTimeoutMs + settings.reportTimeoutMs + settings.terminateTimeoutMs + 120_000
-  );
+  const sum = settings.maxRuntimeMs + settings.drainGraceMs + 2 * settings.logFlushTimeoutMs + settings.reportTimeoutMs + settings.terminateTimeoutMs + 180_000;
+  return Math.min(sum, MAX_TIMER_MS); // the settings' maxima keep it far below; never let a timer fire at once
 }
 
 /** Runner lines are not echoed to stdout while more than this is waiting to be written. */

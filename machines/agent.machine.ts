@@ -144,7 +144,8 @@ export const agentMachine = setup({
     leaveState: assign(({ context }) => {
       if (!context.current) return {};
       const { state, enteredAtMs } = context.current;
-      const spent = (context.now() - enteredAtMs) / 1000;
+      // A wall clock that stepped back must not make a negative duration.
+      const spent = Math.max(0, context.now() - enteredAtMs) / 1000;
       return {
         timings: { ...context.timings, [state]: Math.round(((context.timings[state] ?? 0) + spent) * 100) / 100 },
         current: undefined,

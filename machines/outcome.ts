@@ -97,9 +97,9 @@ const segment = (ms: number | undefined) => (ms === undefined || !Number.isFinit
 export function timingsSoFar(ctx: AgentContext): Record<string, number> {
   const timings: Record<string, number> = { ...ctx.timings };
   if (ctx.current) {
-    timings[ctx.current.state] = seconds((timings[ctx.current.state] ?? 0) * 1000 + ctx.now() - ctx.current.enteredAtMs);
+    timings[ctx.current.state] = seconds((timings[ctx.current.state] ?? 0) * 1000 + Math.max(0, ctx.now() - ctx.current.enteredAtMs));
   }
-  if (ctx.prefetchMs !== undefined) timings.prefetch = seconds(ctx.prefetchMs);
+  if (ctx.prefetchMs !== undefined) timings.prefetch = seconds(Math.max(0, ctx.prefetchMs));
   return timings;
 }
 

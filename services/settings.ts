@@ -54,6 +54,30 @@ export const DEFAULT_SSM_PARAMETER = '/runs-fleet/runners/{instance-id}/config';
 const MINUTE = 60_000;
 const SECOND = 1_000;
 
+/**
+ * The largest value each duration and size setting takes, in its own unit (docs/operations.md).
+ * Every timer the machine sets stays far below Node's limit (2^31 - 1 ms, about 24.8 days:
+ * a larger delay fires at once), and so does the process's hard deadline, their sum.
+ */
+export const SETTING_MAXIMA: Readonly<Record<string, number>> = {
+  RUNS_FLEET_MAX_RUNTIME_MINUTES: 7_200, // 5 days: GitHub's limit for a job on a self-hosted runner
+  RUNS_FLEET_IDLE_TIMEOUT_MINUTES: 1_440,
+  RUNS_FLEET_STANDBY_DEADLINE_MINUTES: 10_080,
+  RUNS_FLEET_DRAIN_GRACE_SECONDS: 3_600,
+  RUNS_FLEET_SSM_TIMEOUT_SECONDS: 60,
+  RUNS_FLEET_REPORT_TIMEOUT_SECONDS: 600,
+  RUNS_FLEET_LOG_FLUSH_TIMEOUT_SECONDS: 600,
+  RUNS_FLEET_TERMINATE_TIMEOUT_SECONDS: 600,
+  RUNS_FLEET_MONITOR_INTERVAL_SECONDS: 3_600,
+  RUNS_FLEET_SPOT_POLL_SECONDS: 300,
+  RUNS_FLEET_DISK_MIN_FREE_MB: 10_000_000,
+  RUNS_FLEET_DOWNLOAD_MIN_FREE_MB: 10_000_000,
+  RUNS_FLEET_MEM_MIN_AVAILABLE_MB: 10_000_000,
+};
+
+/** Node runs a setTimeout delay above this at once: nothing may ever ask for more. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export function parseSettings(env: Env): SettingsResult {
   const errors: string[] = [];
   const read = (name: string): string | undefined => {
@@ -66,8 +90,13 @@ export function parseSettings(env: Env): SettingsResult {
     if (name === undefined) return fallback * unitMs;
     const raw = read(name)!;
     const value = /^\d+(\.\d+)?$/.test(raw) ? Number(raw) : NaN;
+    const max = SETTING_MAXIMA[names[0]!];
     if (!Number.isFinite(value) || value < (opts.min ?? 0)) {
       errors.push(`${name}=${JSON.stringify(raw)} is not a valid number (expected a non-negative number, e.g. ${fallback})`);
+      return fallback * unitMs;
+    }
+    if (max !== undefined && value > max) {
+      errors.push(`${name}=${JSON.stringify(raw)} is above its maximum of ${max}`);
       return fallback * unitMs;
     }
     return Math.round(value * unitMs);

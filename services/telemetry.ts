@@ -49,27 +49,116 @@ export function truncateText(text: string, max = MAX_ERROR_CHARS): string {
   return `${text.slice(0, cut)}…[truncated ${text.length - cut} chars]`;
 }
 
-export type PreparedTelemetry = { ok: true; message: TelemetryBody; body: string } | { ok: false; error: string };
+export type PreparedTelemetry =
+  | { ok: true; message: TelemetryBody; body: string; repaired?: string }
+  | { ok: false; error: string };
 
-/** Redact, truncate, validate and serialize a message: exactly what would go on the queue. */
+const DECIMAL_ID = /^\d{1,19}$/;
+const cut = (value: unknown, max: number): string | undefined =>
+  typeof value === 'string' && value !== '' ? truncateText(value, max - 40) : undefined;
+const whole = (value: unknown): number | undefined => (typeof value === 'number' && Number.isFinite(value) ? Math.max(0, Math.trunc(value)) : undefined);
+const isoOr = (value: unknown, fallback: string): string =>
+  typeof value === 'string' && telemetryMessageSchema.shape.started_at.safeParse(value).success ? value : fallback;
+
+/**
+ * A message that would fail the schema is repaired, never withheld: whatever the job could
+ * have shaped (the hooks' fields), a clock that stepped back, a value out of range — cut,
+ * clamped or dropped field by field. Only a message without an instance id stays unsent.
+ */
+export function repairTelemetry(message: Record<string, unknown>, nowIso = new Date().toISOString()): Record<string, unknown> {
+  const m: Record<string, unknown> = { ...message };
+  m.job_id = typeof m.job_id === 'string' && DECIMAL_ID.test(m.job_id) ? m.job_id : null;
+  m.run_id = cut(m.run_id, 256) ?? null;
+  m.exit_code = typeof m.exit_code === 'number' && Number.isFinite(m.exit_code) ? Math.trunc(m.exit_code) : null;
+  m.duration_seconds = whole(m.duration_seconds) ?? 0;
+  m.started_at = isoOr(m.started_at, nowIso);
+  m.completed_at = m.completed_at === null || m.completed_at === undefined ? null : isoOr(m.completed_at, nowIso);
+  m.error = typeof m.error === 'string' ? truncateText(m.error) : null;
+  m.memory_warnings = whole(m.memory_warnings) ?? 0;
+  const timings: Record<string, number> = {};
+  for (const [key, value] of Object.entries((m.timings as Record<string, unknown> | undefined) ?? {})) {
+    if (key.length >= 1 && key.length <= 64 && typeof value === 'number' && Number.isFinite(value)) timings[key] = Math.max(0, value);
+  }
+  m.timings = timings;
+  for (const key of ['bootstrap_boot_seconds', 'bootstrap_config_seconds', 'bootstrap_runner_seconds', 'bootstrap_register_seconds', 'bootstrap_total_seconds']) {
+    const value = m[key];
+    if (value !== undefined && !(typeof value === 'number' && Number.isFinite(value) && value > 0 && value <= 1e9)) delete m[key];
+  }
+  for (const key of ['log_lines_shipped', 'log_lines_dropped']) if (m[key] !== undefined) m[key] = whole(m[key]) ?? 0;
+  for (const key of ['job_result', 'build_cache_interception']) {
+    if (m[key] !== undefined) m[key] = cut(m[key], 64);
+    if (m[key] === undefined) delete m[key];
+  }
+  if (Array.isArray(m.tool_cache_misses)) {
+    m.tool_cache_misses = m.tool_cache_misses.filter((v): v is string => typeof v === 'string' && v !== '' && v.length <= 512).slice(0, 50);
+  }
+  if (m.github !== undefined) {
+    const github: Record<string, string> = {};
+    const source = (m.github ?? {}) as Record<string, unknown>;
+    for (const [key, max] of [['run_id', 256], ['run_attempt', 256], ['job', 256], ['repository', 256], ['workflow', 1024]] as const) {
+      const value = cut(source[key], max);
+      if (value !== undefined) github[key] = value;
+    }
+    if (Object.keys(github).length > 0) m.github = github;
+    else delete m.github;
+  }
+  return m;
+}
+
+/** The last resort when even a repaired message fails: what the orchestrator needs to act, and why. */
+function minimalMessage(message: Record<string, unknown>, issues: string, nowIso: string): Record<string, unknown> {
+  const status = telemetryMessageSchema.shape.status.safeParse(message.status).data ?? 'failure';
+  return {
+    instance_id: message.instance_id,
+    job_id: typeof message.job_id === 'string' && DECIMAL_ID.test(message.job_id) ? message.job_id : null,
+    run_id: null,
+    status,
+    exit_code: null,
+    duration_seconds: 0,
+    started_at: nowIso,
+    completed_at: status === 'started' ? null : nowIso,
+    error: truncateText(`the agent rebuilt this message (${issues})${typeof message.error === 'string' ? `: ${message.error}` : ''}`),
+    interrupted_by: null,
+    timings: {},
+    memory_warnings: 0,
+  };
+}
+
+/** Redact, repair, validate and serialize a message: exactly what would go on the queue. */
 export function prepareTelemetry(message: TelemetryMessage | TelemetryBody, vault?: SecretVault): PreparedTelemetry {
   const redact = (s: string) => (vault ? vault.redact(s) : s);
-  const redacted: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(message)) {
-    redacted[key] = typeof value === 'string' ? redact(value) : value;
-  }
+  const redactAll = (value: unknown): unknown =>
+    typeof value === 'string'
+      ? redact(value)
+      : Array.isArray(value)
+        ? value.map(redactAll)
+        : value !== null && typeof value === 'object'
+          ? Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactAll(v)]))
+          : value;
   // Redact first, then cut: a secret cut in two by the truncation would escape redaction.
-  if (typeof redacted.error === 'string') redacted.error = truncateText(redacted.error);
-  const parsed = telemetryMessageSchema.safeParse(redacted);
-  if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(message)'}: ${i.message}`).join('; ');
-    return { ok: false, error: `invalid telemetry message: ${redact(issues)}` };
+  const redacted = redactAll(message) as Record<string, unknown>;
+  if (typeof redacted.instance_id !== 'string' || redacted.instance_id === '') {
+    return { ok: false, error: 'invalid telemetry message: no instance_id (the orchestrator cannot place it)' };
   }
-  const body = JSON.stringify(parsed.data);
+  const nowIso = new Date().toISOString();
+  const first = telemetryMessageSchema.safeParse({ ...redacted, error: typeof redacted.error === 'string' ? truncateText(redacted.error) : redacted.error });
+  let parsed = first;
+  let repaired: string | undefined;
+  if (!first.success) {
+    repaired = first.error.issues.map((i) => `${i.path.join('.') || '(message)'}: ${i.message}`).join('; ');
+    parsed = telemetryMessageSchema.safeParse(repairTelemetry(redacted, nowIso));
+    if (!parsed.success) parsed = telemetryMessageSchema.safeParse(minimalMessage(redacted, redact(repaired), nowIso));
+    if (!parsed.success) return { ok: false, error: `invalid telemetry message: ${redact(repaired)}` };
+  }
+  let body = JSON.stringify(parsed.data);
   if (Buffer.byteLength(body) > MAX_BODY_BYTES) {
-    return { ok: false, error: `telemetry message too large: ${Buffer.byteLength(body)} bytes (limit ${MAX_BODY_BYTES})` };
+    const rebuilt = telemetryMessageSchema.safeParse(minimalMessage(redacted, 'too large', nowIso));
+    if (!rebuilt.success) return { ok: false, error: `telemetry message too large: ${Buffer.byteLength(body)} bytes (limit ${MAX_BODY_BYTES})` };
+    parsed = rebuilt;
+    body = JSON.stringify(parsed.data);
+    repaired = `${repaired ? `${repaired}; ` : ''}too large`;
   }
-  return { ok: true, message: parsed.data, body };
+  return { ok: true, message: parsed.data!, body, ...(repaired ? { repaired: redact(repaired) } : {}) };
 }
 
 /**
@@ -97,6 +186,7 @@ export async function sendTelemetry(options: SendTelemetryOptions): Promise<Tele
     logger?.warn({ status }, `telemetry not sent: ${prepared.error}`);
     return { sent: false, error: prepared.error };
   }
+  if (prepared.repaired) logger?.warn({ status, repaired: prepared.repaired }, 'telemetry message repaired to fit the orchestrator\'s types');
 
   const attempts = options.attempts ?? DEFAULT_ATTEMPTS;
   const deadline = Date.now() + (options.totalTimeoutMs ?? DEFAULT_TOTAL_TIMEOUT_MS);

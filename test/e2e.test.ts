@@ -144,6 +144,27 @@ describe.each(VARIANTS)('the built agent (%s), end to end', (_variant, agent) =>
     });
   });
 
+  it('a hook file the job filled with a 300-character job name cannot suppress the report', async () => {
+    world = await createWorld({ moto, agent, runner: { behavior: 'hang' } });
+    await world.putRunnerConfig({ jit_config: JIT_SECRET });
+    const { child, done } = world.startAgent({}, {
+      onLine: (line) => {
+        if (!line.includes('"state":"running"')) return;
+        setTimeout(() => {
+          const env = { PATH: process.env.PATH, GITHUB_RUN_ID: '555000111', GITHUB_JOB: 'j'.repeat(300), GITHUB_REPOSITORY: 'acme/app', GITHUB_WORKFLOW: 'w'.repeat(3000) };
+          spawnSync(jobHookPaths(world.stateDir).started, [], { env, encoding: 'utf8', timeout: 5000 });
+          child.kill('SIGTERM');
+        }, 800);
+      },
+    });
+    const run = await done;
+    expect(run.exitCode).toBe(0);
+    const final = (await world.telemetry()).at(-1)!;
+    expect(final).toMatchObject({ status: 'interrupted', interrupted_by: 'sigterm', github: { repository: 'acme/app' } });
+    expect(final.github.job.length).toBeLessThanOrEqual(256);
+    expect(run.logs.some((l) => l.msg === "telemetry message repaired to fit the orchestrator's types")).toBe(true);
+  });
+
   it('a spot notice stops the job: interrupted by spot', async () => {
     world = await createWorld({ moto, agent, runner: { behavior: 'hang' } });
     await world.putRunnerConfig({ jit_config: JIT_SECRET });
@@ -237,6 +258,8 @@ describe.each(VARIANTS)('the built agent (%s), end to end', (_variant, agent) =>
   it.each([
     ['malformed JSON', async (w: World) => w.putRunnerConfig('{"jit_config": '), {}, /not valid JSON/],
     ['a job_id that is not an integer', async (w: World) => w.putRunnerConfig({ jit_config: JIT_SECRET, job_id: 'job-7' }), {}, /job_id: expected a decimal integer/],
+    ['an empty job_id', async (w: World) => w.putRunnerConfig({ jit_config: JIT_SECRET, job_id: '' }), {}, /job_id: required/],
+    ['a max runtime above its maximum (a Node timer would fire at once)', async (w: World) => w.putRunnerConfig({ jit_config: JIT_SECRET }), { RUNS_FLEET_MAX_RUNTIME_MINUTES: '40000' }, /RUNS_FLEET_MAX_RUNTIME_MINUTES="40000" is above its maximum of 7200/],
     ['a non-numeric timeout', async (w: World) => w.putRunnerConfig({ jit_config: JIT_SECRET }), { RUNS_FLEET_IDLE_TIMEOUT_MINUTES: 'ten' }, /RUNS_FLEET_IDLE_TIMEOUT_MINUTES="ten"/],
   ] as const)('bad configuration (%s) → bootstrap_failed with a readable error, instance terminated', async (_, arrange, env, error) => {
     world = await createWorld({ moto, agent });

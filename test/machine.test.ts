@@ -7,6 +7,7 @@ import { createActor, SimulatedClock } from 'xstate';
 import { agentMachine } from '../machines/agent.machine.js';
 import { agentOutcome, type TelemetryMessage } from '../machines/outcome.js';
 import type { AgentContext } from '../machines/types.js';
+import { prepareTelemetry } from '../services/telemetry.js';
 import { FakeActors, settle } from './support/fake-actors.js';
 
 function start(env: Record<string, string> = {}, configure: (fake: FakeActors) => void = () => {}) {
@@ -89,6 +90,28 @@ describe('agent machine scenarios', () => {
     expect(started[0]!.bootstrap_total_seconds).toBe(1.5);
     for (const value of Object.values(started[0]!.timings)) expect(value).toBeGreaterThanOrEqual(0);
     expect(Number.isInteger(started[0]!.duration_seconds)).toBe(true);
+  });
+
+  it('a wall clock that steps back 10 s mid-job still gives a valid final message, every duration at 0 or more', async () => {
+    const fake = FakeActors.autoAll();
+    const clock = new SimulatedClock();
+    clock.set(Date.parse('2026-11-28T10:00:00Z'));
+    let step = 0; // the wall clock the agent reads; the timers run on the simulated clock
+    const actor = createActor(agentMachine.provide({ actors: fake.actors() }), { clock, input: { env: {}, now: () => clock.now() + step }, logger: () => {} });
+    actor.start();
+    await settle();
+    fake.runner.emit({ type: 'RUNNER_SPAWNED', pid: 4321 });
+    fake.runner.emit({ type: 'JOB_STARTED', jobName: 'build', at: new Date(clock.now()).toISOString() });
+    await settle();
+    step = -10_000; // NTP stepped the clock back
+    fake.runner.emit({ type: 'JOB_COMPLETED', jobName: 'build', result: 'Succeeded' });
+    fake.runner.emit({ type: 'RUNNER_EXITED', exitCode: 0, signal: null });
+    await settle();
+    const final = fake.callsOf('sendTelemetry').map((i) => i.message as TelemetryMessage).filter((m) => m.status !== 'started')[0]!;
+    expect(final.status).toBe('success');
+    expect(final.duration_seconds).toBe(0);
+    for (const value of Object.values(final.timings)) expect(value).toBeGreaterThanOrEqual(0);
+    expect(prepareTelemetry(final).ok).toBe(true);
   });
 
   it('SIGTERM mid-job: the runner is told to stop, and the stop reason wins over its Canceled', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { credentialParameterName, parseSettings, ssmParameterName } from '../services/settings.js';
+import { credentialParameterName, MAX_TIMER_MS, parseSettings, SETTING_MAXIMA, ssmParameterName } from '../services/settings.js';
 
 describe('settings from the environment', () => {
   it('has the SPEC defaults', () => {
@@ -54,5 +54,25 @@ describe('settings from the environment', () => {
     const { errors } = parseSettings({ [name]: value });
     expect(errors).toHaveLength(1);
     expect(errors[0]).toContain(name);
+  });
+});
+
+describe('setting bounds', () => {
+  it('a value above its maximum is an error naming the variable (40000 minutes would overflow a Node timer)', () => {
+    const { settings, errors } = parseSettings({ RUNS_FLEET_MAX_RUNTIME_MINUTES: '40000', RUNS_FLEET_DRAIN_GRACE_SECONDS: '999999' });
+    expect(errors).toEqual([
+      'RUNS_FLEET_MAX_RUNTIME_MINUTES="40000" is above its maximum of 7200',
+      'RUNS_FLEET_DRAIN_GRACE_SECONDS="999999" is above its maximum of 3600',
+    ]);
+    expect(settings.maxRuntimeMs).toBe(360 * 60_000); // the default stands in while the agent reports
+  });
+
+  it('at their maxima, every delay the machine sets and the hard deadline stay below the timer limit', () => {
+    const env = Object.fromEntries(Object.entries(SETTING_MAXIMA).map(([name, max]) => [name, String(max)]));
+    const { settings, errors } = parseSettings(env);
+    expect(errors).toEqual([]);
+    const longest = settings.maxRuntimeMs + settings.drainGraceMs + 2 * settings.logFlushTimeoutMs + settings.reportTimeoutMs + settings.terminateTimeoutMs + 180_000;
+    expect(longest).toBeLessThan(MAX_TIMER_MS);
+    for (const ms of [settings.standbyDeadlineMs, settings.idleTimeoutMs, settings.monitorIntervalMs, settings.spotPollMs]) expect(ms).toBeLessThan(MAX_TIMER_MS);
   });
 });

@@ -150,9 +150,41 @@ describe('prepareTelemetry', () => {
     expect(truncateText(text, 10)).toBe(`${'a'.repeat(9)}…[truncated 6 chars]`);
   });
 
-  it('refuses an invalid message instead of sending it', () => {
+  it('only a message without instance_id goes unsent', () => {
     const prepared = prepareTelemetry({ ...message(), instance_id: null });
-    expect(prepared).toEqual({ ok: false, error: expect.stringMatching(/invalid telemetry message: instance_id/) });
+    expect(prepared).toEqual({ ok: false, error: expect.stringMatching(/invalid telemetry message: no instance_id/) });
+  });
+
+  it('repairs what would fail the schema instead of withholding the report', () => {
+    const hostile = {
+      ...message({ status: 'interrupted', interrupted_by: 'sigterm' }),
+      // The job wrote these through the job hooks (a 300-character job name, a huge workflow).
+      github: { job: 'j'.repeat(300), workflow: 'w'.repeat(5_000), repository: 'acme/app', run_id: '' },
+      // A wall clock that stepped back 10 s, and numbers out of their types.
+      timings: { booting: 1.5, running: -10.2, ['x'.repeat(80)]: 1 },
+      duration_seconds: -10,
+      exit_code: 1.5,
+      tool_cache_misses: ['node/22/x64', 'x'.repeat(600), 7 as unknown as string],
+      job_result: 'r'.repeat(100),
+    } as unknown as TelemetryMessage;
+    const prepared = prepareTelemetry(hostile);
+    expect(prepared.ok).toBe(true);
+    if (!prepared.ok) return;
+    expect(prepared.repaired).toMatch(/github\.job/);
+    expect(prepared.message).toMatchObject({ status: 'interrupted', interrupted_by: 'sigterm', duration_seconds: 0, exit_code: 1, timings: { booting: 1.5, running: 0 } });
+    expect(prepared.message.github!.job!.length).toBeLessThanOrEqual(256);
+    expect(prepared.message.github!.repository).toBe('acme/app');
+    expect(prepared.message.tool_cache_misses).toEqual(['node/22/x64']);
+    expect(telemetryMessageSchema.safeParse(JSON.parse(prepared.body)).success).toBe(true);
+  });
+
+  it('a message that cannot be repaired field by field is rebuilt from what the orchestrator needs', () => {
+    const broken = { ...message({ error: 'runner crashed' }), status: 'exploded', started_at: 42, timings: 'nope' } as unknown as TelemetryMessage;
+    const prepared = prepareTelemetry(broken);
+    expect(prepared.ok).toBe(true);
+    if (!prepared.ok) return;
+    expect(prepared.message).toMatchObject({ instance_id: 'i-0123456789abcdef0', job_id: '4242', status: 'failure', timings: {} });
+    expect(prepared.message.error).toMatch(/^the agent rebuilt this message \(status: .*\): runner crashed$/);
   });
 });
 
