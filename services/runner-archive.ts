@@ -24,9 +24,9 @@
  */
 import { execa } from 'execa';
 import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile, chown } from 'node:fs/promises';
-import { join } from 'node:path';
+import { constants, createWriteStream, type WriteStream } from 'node:fs';
+import { lchown, mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { Transform, Writable, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
@@ -34,6 +34,7 @@ import { x as untar, type ReadEntry } from 'tar';
 import { AgentError, ChecksumMismatchError, DownloadError } from './errors.js';
 import { tarGuardStream } from './runner-tar-guard.js';
 import { chownRecursive } from './runner-user.js';
+import { verifyExtractedTree } from './tree-check.js';
 
 export type Extractor = 'gnu-tar' | 'node-tar';
 
@@ -105,6 +106,10 @@ export async function removeLeftovers(runnerDir: string): Promise<void> {
       .filter((name) => name.startsWith(STAGING_PREFIX) || name.startsWith(KEPT_ARCHIVE_PREFIX))
       .map((name) => rm(join(runnerDir, name), { recursive: true, force: true })),
   );
+  // A kept archive of an interrupted attempt, beside the runner dir.
+  const kept = `${KEPT_ARCHIVE_PREFIX}${basename(runnerDir)}-`;
+  const siblings = await readdir(dirname(runnerDir)).catch(() => [] as string[]);
+  await Promise.all(siblings.filter((name) => name.startsWith(kept)).map((name) => rm(join(dirname(runnerDir), name), { force: true })));
 }
 
 export async function installArchive(options: InstallArchiveOptions): Promise<InstalledArchive> {
@@ -116,12 +121,20 @@ export async function installArchive(options: InstallArchiveOptions): Promise<In
   } catch (error) {
     throw new DownloadError(`cannot prepare the runner dir ${options.runnerDir}: ${(error as Error).message}`, { cause: error });
   }
+  // Beside the runner dir, never inside the tree that gets chowned and moved.
   const keptPath = options.keepArchive
-    ? join(options.runnerDir, `${KEPT_ARCHIVE_PREFIX}${randomBytes(6).toString('hex')}.tar.gz`)
+    ? join(dirname(options.runnerDir), `${KEPT_ARCHIVE_PREFIX}${basename(options.runnerDir)}-${randomBytes(6).toString('hex')}.tar.gz`)
     : undefined;
   let installed = false;
   try {
     const result = await extractVerified(options, staging, extractor, keptPath);
+    // What landed on disk, whoever extracted it, before anything is moved into place.
+    try {
+      await verifyExtractedTree(staging);
+    } catch (error) {
+      if (error instanceof DownloadError) throw error;
+      throw new DownloadError(`cannot check the extracted runner tree: ${(error as Error).message}`, { cause: error });
+    }
     try {
       if (options.owner) await chownRecursive(staging, options.owner.uid, options.owner.gid);
       await moveIntoPlace(staging, options.runnerDir, options.version, options.owner);
@@ -412,11 +425,15 @@ async function moveIntoPlace(staging: string, runnerDir: string, version: string
     await rm(target, { recursive: true, force: true });
     await rename(join(staging, name), target);
   }
-  await writeFile(marker, `${version}\n`);
-  if (owner) {
-    await chown(marker, owner.uid, owner.gid);
-    await chown(runnerDir, owner.uid, owner.gid);
+  // Created, never opened through a link: a name the tree planted cannot redirect root's write.
+  const handle = await open(marker, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+  try {
+    await handle.writeFile(`${version}\n`);
+    if (owner) await handle.chown(owner.uid, owner.gid);
+  } finally {
+    await handle.close();
   }
+  if (owner) await lchown(runnerDir, owner.uid, owner.gid);
 }
 
 /** The runner version installed in `dir` (our marker, else `bin/Runner.Listener.deps.json`), if `run.sh` is there too. */

@@ -13,7 +13,7 @@
  */
 import { execa } from 'execa';
 import { constants } from 'node:fs';
-import { access, chown, lchown, lstat, readdir } from 'node:fs/promises';
+import { access, lchown, lstat, readdir } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { RegistrationError } from './errors.js';
@@ -129,20 +129,15 @@ export function commandAs(user: RunnerUser, file: string, args: string[]): { fil
   return { file, args, uid: user.uid, gid: user.gid };
 }
 
-/** chown -R without following symlinks (a symlink is chowned itself, never its target). */
+/** chown -R that never follows a symlink: every name is lchown'ed, a link itself and never its target. */
 export async function chownRecursive(dir: string, uid: number, gid: number): Promise<void> {
   const stat = await lstat(dir);
-  if (stat.isSymbolicLink()) {
-    await lchown(dir, uid, gid);
-    return;
-  }
-  if (stat.uid !== uid || stat.gid !== gid) await chown(dir, uid, gid);
+  if (stat.uid !== uid || stat.gid !== gid) await lchown(dir, uid, gid);
   if (!stat.isDirectory()) return;
   for (const entry of await readdir(dir, { withFileTypes: true })) {
     const path = join(dir, entry.name);
     if (entry.isDirectory()) await chownRecursive(path, uid, gid);
-    else if (entry.isSymbolicLink()) await lchown(path, uid, gid);
-    else await chown(path, uid, gid);
+    else await lchown(path, uid, gid);
   }
 }
 

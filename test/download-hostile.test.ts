@@ -5,7 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { createHash } from 'node:crypto';
-import { lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, stat } from 'node:fs/promises';
+import { chmod, link, lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
@@ -13,7 +13,8 @@ import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DownloadError } from '../services/errors.js';
 import { installArchive, type Extractor } from '../services/runner-archive.js';
-import { tarGuardStream, UnsafeArchiveError } from '../services/runner-tar-guard.js';
+import { paxKeywords, tarGuardStream, UnsafeArchiveError } from '../services/runner-tar-guard.js';
+import { verifyExtractedTree } from '../services/tree-check.js';
 import { benignLinksTarball, hostileTarballs, rawTar, rawTarGz } from './support/hostile-tarballs.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -155,5 +156,49 @@ describe('damaged archives', () => {
     expect(truncated.retriable).toBe(true);
     expect(garbage.retriable).toBe(false);
     expect(await readdir(runnerDir)).toEqual([]);
+  });
+});
+
+describe('the guard’s caps and the tree check', () => {
+  it('an archive past its entry or byte cap fails the stream (a gzip bomb fills no disk)', async () => {
+    const many = rawTar(Array.from({ length: 20 }, (_, i) => ({ type: 'file' as const, path: `f${i}`, body: 'x' })));
+    const sink = () => new Writable({ write: (_c: Buffer, _e, cb) => cb() });
+    const byEntries = await pipeline(Readable.from(splitBlocks(many)), tarGuardStream(undefined, { entries: 10, bytes: 1e9 }), sink()).then(() => undefined, (e: Error) => e);
+    expect(byEntries).toBeInstanceOf(UnsafeArchiveError);
+    expect(byEntries!.message).toContain('at most 10');
+    const big = rawTar([{ type: 'file', path: 'zeros', body: Buffer.alloc(64 * 1024) }]);
+    const byBytes = await pipeline(Readable.from(splitBlocks(big)), tarGuardStream(undefined, { entries: 10, bytes: 16 * 1024 }), sink()).then(() => undefined, (e: Error) => e);
+    expect(byBytes).toBeInstanceOf(UnsafeArchiveError);
+    expect(byBytes!.message).toContain('past 16384 bytes uncompressed');
+  });
+
+  it('reads pax records and tells them from a GNU long name', () => {
+    const record = (k: string, v: string) => {
+      const text = ` ${k}=${v}\n`;
+      let n = text.length + 1;
+      while (`${n}${text}`.length !== n) n = `${n}${text}`.length;
+      return `${n}${text}`;
+    };
+    expect(paxKeywords(record('GNU.sparse.name', '.runner-version'))).toEqual(['GNU.sparse.name']);
+    expect(paxKeywords(record('path', 'a/very/long') + record('mtime', '123.45'))).toEqual(['path', 'mtime']);
+    expect(paxKeywords('a/very/long/gnu/name/that/is/not/pax\0')).toBeUndefined();
+  });
+
+  it('the tree on disk is checked whoever extracted it: a link planted outside, a setuid file, a hard link out', async () => {
+    const tree = join(root, 'tree');
+    await mkdir(join(tree, 'a', 'b'), { recursive: true });
+    await writeFile(join(tree, 'run.sh'), 'ok');
+    await symlink('../lib', join(tree, 'a', 'lib-link')); // stays inside
+    expect(await verifyExtractedTree(tree)).toMatchObject({ files: 1, symlinks: 1 });
+    await symlink('../../outside', join(tree, '.runner-version')); // what GNU.sparse.name produced
+    await expect(verifyExtractedTree(tree)).rejects.toThrow(/"\.runner-version" .*resolves outside/);
+    await rm(join(tree, '.runner-version'));
+    await writeFile(join(tree, 'suid'), 'x', { mode: 0o4755 });
+    await chmod(join(tree, 'suid'), 0o4755);
+    await expect(verifyExtractedTree(tree)).rejects.toThrow(/setuid/);
+    await rm(join(tree, 'suid'));
+    await writeFile(join(root, 'outside-secret'), 'x');
+    await link(join(root, 'outside-secret'), join(tree, 'hard'));
+    await expect(verifyExtractedTree(tree)).rejects.toThrow(/hard link to a file outside/);
   });
 });

@@ -435,10 +435,10 @@ describe('while downloading', () => {
   it('not enough free disk: a terminal error naming the variable, before any request', async () => {
     const gh = await fakeGitHub();
 
-    const error = await rejection(acquire({ settings: settings({ RUNS_FLEET_DOWNLOAD_MIN_FREE_MB: '999999999' }) }));
+    const error = await rejection(acquire({ settings: settings({ RUNS_FLEET_DOWNLOAD_MIN_FREE_MB: '9999999' }) }));
 
     expect(error.retriable).toBe(false);
-    expect(error.message).toMatch(/not enough disk space .* at least 999999999 MB required \(RUNS_FLEET_DOWNLOAD_MIN_FREE_MB\)/);
+    expect(error.message).toMatch(/not enough disk space .* at least 9999999 MB required \(RUNS_FLEET_DOWNLOAD_MIN_FREE_MB\)/);
     expect(gh.requests).toEqual([]);
   });
 });

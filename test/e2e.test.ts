@@ -232,7 +232,7 @@ describe.each(VARIANTS)('the built agent (%s), end to end', (_variant, agent) =>
     world = await createWorld({ moto, agent, runner: { behavior: 'hang' } });
     await world.putRunnerConfig({ jit_config: JIT_SECRET });
     // More than any disk has: the first periodic check (after 1 s) finds it "full".
-    const run = await world.runAgent({ RUNS_FLEET_DISK_MIN_FREE_MB: '999999999', RUNS_FLEET_MONITOR_INTERVAL_SECONDS: '2' });
+    const run = await world.runAgent({ RUNS_FLEET_DISK_MIN_FREE_MB: '9999999', RUNS_FLEET_MONITOR_INTERVAL_SECONDS: '2' });
     expect(run.exitCode).toBe(0);
     expect((await world.telemetry()).at(-1)).toMatchObject({ status: 'failure', interrupted_by: 'disk_full' });
   });

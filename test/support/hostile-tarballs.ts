@@ -13,7 +13,9 @@ export type RawEntry =
   | { type: 'chardev'; path: string }
   | { type: 'fifo'; path: string }
   /** A pax extended header whose `path` (and `linkpath`) override the next entry's names. */
-  | { type: 'pax'; path: string; linkpath?: string };
+  | { type: 'pax'; path: string; linkpath?: string }
+  /** A pax extended header with any records, e.g. GNU tar's `GNU.sparse.name`. */
+  | { type: 'paxRecords'; records: Record<string, string> };
 
 const TYPEFLAG = { file: '0', hardlink: '1', symlink: '2', chardev: '3', dir: '5', fifo: '6', pax: 'x' } as const;
 
@@ -81,8 +83,10 @@ export function rawTar(entries: RawEntry[]): Buffer {
       case 'fifo':
         blocks.push(header({ name: entry.path, mode: 0o644, uid: 0, gid: 0, size: 0, type: TYPEFLAG[entry.type] }));
         break;
-      case 'pax': {
-        const body = Buffer.from(paxRecord('path', entry.path) + (entry.linkpath ? paxRecord('linkpath', entry.linkpath) : ''));
+      case 'pax':
+      case 'paxRecords': {
+        const records = entry.type === 'pax' ? { path: entry.path, ...(entry.linkpath ? { linkpath: entry.linkpath } : {}) } : entry.records;
+        const body = Buffer.from(Object.entries(records).map(([k, v]) => paxRecord(k, v)).join(''));
         blocks.push(header({ name: 'PaxHeader/x', mode: 0o644, uid: 0, gid: 0, size: body.length, type: TYPEFLAG.pax }));
         blocks.push(...padded(body));
         break;
@@ -172,6 +176,20 @@ export function hostileTarballs(outside: string): { name: string; tarball: Buffe
       name: 'pax path override to ../paxevil',
       entry: '../paxevil',
       tarball: rawTarGz([...PREFIX, { type: 'pax', path: '../paxevil' }, { type: 'file', path: 'innocent', body: 'pwned' }]),
+    },
+    {
+      // GNU tar renames the entry to GNU.sparse.name; node-tar ignores the keyword: one tarball, two
+      // readings. The guard saw a/b/.runner-version -> ../../outside (inside); GNU tar would have put
+      // .runner-version -> ../../outside at the root, where root then wrote the version marker.
+      name: 'pax GNU.sparse.name renaming a symlink for GNU tar only',
+      entry: 'a/b/.runner-version',
+      tarball: rawTarGz([
+        ...PREFIX,
+        { type: 'dir', path: 'a/' },
+        { type: 'dir', path: 'a/b/' },
+        { type: 'paxRecords', records: { 'GNU.sparse.major': '1', 'GNU.sparse.minor': '0', 'GNU.sparse.name': '.runner-version' } },
+        { type: 'symlink', path: 'a/b/.runner-version', target: '../../outside' },
+      ]),
     },
     {
       name: 'character device',
