@@ -28,6 +28,9 @@ Usage:
   runs-fleet-agent run [--inspect[=PORT]]        run the lifecycle (default command)
   runs-fleet-agent diagram [--format mermaid|dot] print the state diagram
   runs-fleet-agent check-config                  validate the environment, print it (secrets masked)
+  runs-fleet-agent cache-runner [--version V] [--arch x64,arm64]
+                                                 fill the S3 runner cache and its checksum manifest
+                                                 (operator only: where GitHub is reachable)
   runs-fleet-agent --version | --help
 
 Configuration is read from RUNS_FLEET_* and AWS_* environment variables; see docs/operations.md.
@@ -65,6 +68,8 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
     }
     case 'check-config':
       return checkConfig(io);
+    case 'cache-runner':
+      return cacheRunnerCommand(rest, io);
     case 'run':
       return run(rest, io);
     default:
@@ -80,6 +85,38 @@ function optionValue(args: string[], name: string): string | undefined {
     if (arg.startsWith(`${name}=`)) return arg.slice(name.length + 1);
   }
   return undefined;
+}
+
+/** The operator's cache filler (services/cache-runner.ts): RUNS_FLEET_CONFIG_BUCKET, AWS_REGION, the GitHub API. */
+async function cacheRunnerCommand(args: string[], io: CliIo): Promise<number> {
+  const { settings, errors } = parseSettings(io.env);
+  const version = optionValue(args, '--version') ?? settings.runnerVersion;
+  const arches = (optionValue(args, '--arch') ?? 'x64,arm64').split(',').map((a) => a.trim());
+  const bad = arches.filter((a) => a !== 'x64' && a !== 'arm64');
+  if (errors.length > 0 || !settings.configBucket || bad.length > 0) {
+    for (const error of errors) io.err(`error: ${error}\n`);
+    if (!settings.configBucket) io.err('error: RUNS_FLEET_CONFIG_BUCKET names the bucket to fill\n');
+    if (bad.length > 0) io.err(`error: --arch takes x64 and/or arm64, not ${bad.join(', ')}\n`);
+    return 2;
+  }
+  const aws = createAwsClients(io.env, settings.region);
+  try {
+    const [{ RunnerCache }, { cacheRunner }] = await Promise.all([import('../services/s3-cache.js'), import('../services/cache-runner.js')]);
+    const manifest = await cacheRunner({
+      cache: new RunnerCache(await aws.s3(settings.region), settings.configBucket),
+      githubApiUrl: settings.githubApiUrl,
+      version,
+      arches: arches as ('x64' | 'arm64')[],
+      log: (line) => io.out(`${line}\n`),
+    });
+    io.out(`${JSON.stringify(manifest)}\n`);
+    return 0;
+  } catch (error) {
+    io.err(`cache-runner failed: ${(error as Error).message}\n`);
+    return 1;
+  } finally {
+    aws.destroy();
+  }
 }
 
 function checkConfig(io: CliIo): number {

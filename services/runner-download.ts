@@ -4,17 +4,19 @@
  * 1. installed — the dir already holds the wanted version (baked into the AMI, or an
  *    earlier install's `.runner-version`): no network at all for a pinned version; one
  *    API call for `latest` (to learn which version that is);
- * 2. S3 cache — `RUNS_FLEET_CONFIG_BUCKET`, checksum from the object metadata; a pinned
- *    version found there needs zero GitHub requests. Any S3 failure or miss falls back
- *    to GitHub, logged;
- * 3. GitHub Releases — checksum from the asset digest or the release notes (mandatory).
+ * 2. S3 cache — `RUNS_FLEET_CONFIG_BUCKET`, verified against a checksum the cache cannot
+ *    supply itself (an instance that can write the bucket could write its metadata too):
+ *    `RUNS_FLEET_RUNNER_SHA256`, else the operator's manifest (`cache-runner`), else the
+ *    release's GitHub digest (one API call). A pinned version with a pin or a manifest needs
+ *    zero GitHub requests. A failure, a miss or a mismatch falls back to GitHub, logged;
+ * 3. GitHub Releases — checksum from the asset digest or the release notes (mandatory), and
+ *    the pin's when there is one.
  *
- * Bytes are verified and extracted in one pass (runner-archive.ts). After a GitHub
- * download the same pass also writes the compressed bytes to a hidden file in the
- * runner dir; once the checksum matched, that file is uploaded to the S3 cache in the
- * background: `cacheUpload` is returned unawaited (it never rejects and removes the
- * file when done), so the upload is never on the path to `registering`; whoever owns
- * the process may await it at shutdown.
+ * Bytes are verified and extracted in one pass (runner-archive.ts), then the tree on disk is
+ * checked (tree-check.ts). With `RUNS_FLEET_CACHE_UPLOAD=true`, the same pass writes the
+ * compressed bytes beside the runner dir; once the checksum matched, that file is uploaded to
+ * the S3 cache in the background: `cacheUpload` is returned unawaited (it never rejects and
+ * removes the file when done); whoever owns the process may await it at shutdown.
  *
  * Progress: one log line every 5 s while bytes flow (bytes, total, rate, ETA), and one
  * line at the end with the source and the time spent per source. A download that
@@ -23,7 +25,7 @@
 import { rm } from 'node:fs/promises';
 import type { InstalledRunner } from '../machines/types.js';
 import { ensureFreeSpaceForDownload } from './disk.js';
-import { AgentError, DownloadError } from './errors.js';
+import { AgentError, ChecksumMismatchError, DownloadError } from './errors.js';
 import {
   bodyFailure,
   openDownload,
@@ -45,7 +47,8 @@ export const PROGRESS_INTERVAL_MS = 5_000;
 export const STALL_TIMEOUT_MS = 60_000;
 export const CACHE_UPLOAD_TIMEOUT_MS = 10 * 60_000;
 
-export type DownloadSettings = Pick<Settings, 'runnerDir' | 'runnerVersion' | 'githubApiUrl' | 'configBucket' | 'downloadMinFreeMb'>;
+export type DownloadSettings = Pick<Settings, 'runnerDir' | 'runnerVersion' | 'githubApiUrl' | 'configBucket' | 'downloadMinFreeMb'> &
+  Partial<Pick<Settings, 'runnerSha256' | 'cacheUpload'>>;
 
 export interface AcquireRunnerOptions {
   settings: DownloadSettings;
@@ -117,16 +120,33 @@ export async function acquireRunner(options: AcquireRunnerOptions): Promise<Acqu
   log.debug({ freeMb: space.freeMb, path: space.path }, 'disk space checked');
   await removeLeftovers(dir);
 
+  const pinned256 = settings.runnerSha256?.[arch];
   if (options.cache) {
     t = performance.now();
     try {
-      const fromCache = await installFromCache(options, options.cache, version, arch, log);
+      // The cache is trusted only against a checksum from elsewhere: the pin, the operator's
+      // manifest, else the release's digest from GitHub (one API call).
+      let trusted: { sha256: string; source: string } | undefined = pinned256 ? { sha256: pinned256, source: 'RUNS_FLEET_RUNNER_SHA256' } : undefined;
+      if (!trusted) {
+        const fromManifest = await options.cache.manifestChecksum(version, arch, signal);
+        if (fromManifest) trusted = { sha256: fromManifest, source: 'manifest' };
+      }
+      if (!trusted) {
+        const t2 = performance.now();
+        try {
+          release ??= await resolveRelease({ apiUrl: settings.githubApiUrl, version, arch, signal, fetch: options.fetch });
+        } finally {
+          clock('github_api', t2);
+        }
+        trusted = { sha256: release.sha256, source: `GitHub ${release.checksumSource}` };
+      }
+      const fromCache = await installFromCache(options, options.cache, version, arch, log, trusted.sha256);
       clock('s3', t);
-      if (fromCache) return done({ dir, version, source: 's3' }, summary(fromCache, timings.s3));
+      if (fromCache) return done({ dir, version, source: 's3' }, { ...summary(fromCache, timings.s3), checksumSource: trusted.source });
     } catch (error) {
       clock('s3', t);
       if (signal?.aborted) throw abortError(signal, error);
-      log.warn({ err: describe(error), bucket: options.cache.bucket }, 'S3 cache unavailable: falling back to GitHub');
+      log.warn({ err: describe(error), bucket: options.cache.bucket }, 'S3 cache unavailable or refused: falling back to GitHub');
     }
   }
 
@@ -135,6 +155,11 @@ export async function acquireRunner(options: AcquireRunnerOptions): Promise<Acqu
     release ??= await resolveRelease({ apiUrl: settings.githubApiUrl, version, arch, signal, fetch: options.fetch });
   } finally {
     clock('github_api', t);
+  }
+  if (pinned256 && pinned256 !== release.sha256) {
+    throw new ChecksumMismatchError(
+      `the runner ${version} release on GitHub has sha256 ${release.sha256}, but RUNS_FLEET_RUNNER_SHA256 pins ${pinned256}: not installed`,
+    );
   }
   t = performance.now();
   const fromGitHub = await withProgress(options, log, 'github', async (signal, progress) => {
@@ -149,13 +174,13 @@ export async function acquireRunner(options: AcquireRunnerOptions): Promise<Acqu
       signal,
       extractor: options.extractor,
       owner: options.owner,
-      keepArchive: options.cache !== undefined,
+      keepArchive: options.cache !== undefined && settings.cacheUpload === true,
       onBytes: (bytes) => progress.update(bytes),
       sourceError: (error) => bodyFailure(release.url, error, signal, 'runner download'),
     });
   }).finally(() => clock('github_download', t));
 
-  const cacheUpload = options.cache ? uploadToCache(options, options.cache, fromGitHub, { version, arch }, log) : undefined;
+  const cacheUpload = options.cache && settings.cacheUpload ? uploadToCache(options, options.cache, fromGitHub, { version, arch }, log) : undefined;
   return done(
     { dir, version, source: 'github' },
     { ...summary(fromGitHub, timings.github_download), checksumSource: release.checksumSource },
@@ -169,9 +194,10 @@ async function installFromCache(
   version: string,
   arch: RunnerArch,
   log: Logger,
+  trusted: string,
 ): Promise<InstalledArchive | undefined> {
   return withProgress(options, log, 's3', async (signal, progress) => {
-    const lookup = await cache.open(version, arch, signal);
+    const lookup = await cache.open(version, arch, signal, trusted);
     if (!lookup.found) {
       log.info({ key: lookup.key, bucket: cache.bucket }, `S3 cache miss: ${lookup.reason}`);
       return undefined;

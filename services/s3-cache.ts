@@ -1,7 +1,14 @@
 /**
  * The fleet's runner tarball cache in S3 (`RUNS_FLEET_CONFIG_BUCKET`):
  * `runners/{version}/{arch}/actions-runner-linux-{arch}-{version}.tar.gz`, with the
- * tarball's SHA-256 (hex) in the object metadata `sha256`.
+ * tarball's SHA-256 (hex) in the object metadata `sha256` and as S3's own `ChecksumSHA256`.
+ *
+ * Neither is trusted: anyone who can write the object can write its metadata. An instance
+ * installs a cached tarball only against a checksum from elsewhere (runner-download.ts): the
+ * operator's pin, the manifest `manifests/runners/{version}.json` that only the operator's
+ * `runs-fleet-agent cache-runner` writes (a prefix instance roles can never write), or the
+ * release's digest from GitHub. S3's stored checksum lets a mismatch be refused before a byte
+ * is extracted.
  *
  * The S3Client is injected (never a module-level client; services/aws-clients.ts makes
  * it path-style when an endpoint override is set, as emulators need). Reads return the object's
@@ -12,7 +19,7 @@ import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/clie
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { DownloadError, isRetriableAwsError } from './errors.js';
+import { ChecksumMismatchError, DownloadError, isRetriableAwsError } from './errors.js';
 import { runnerAssetName, type RunnerArch } from './github-releases.js';
 
 export function runnerCacheKey(version: string, arch: RunnerArch): string {
@@ -22,6 +29,19 @@ export function runnerCacheKey(version: string, arch: RunnerArch): string {
 export type CacheLookup =
   | { found: true; key: string; body: Readable; sha256: string; size?: number }
   | { found: false; key: string; reason: string };
+
+/** Where the operator's checksums for a version live. */
+export function runnerManifestKey(version: string): string {
+  return `manifests/runners/${version}.json`;
+}
+
+export interface RunnerManifest {
+  version: string;
+  sha256: Partial<Record<RunnerArch, string>>;
+  /** Where cache-runner took the checksums from (the release's digest or body). */
+  source?: string;
+  written_at?: string;
+}
 
 export class S3CacheError extends DownloadError {}
 
@@ -35,12 +55,45 @@ export class RunnerCache {
     return runnerCacheKey(version, arch);
   }
 
-  /** The cached tarball as a stream, or why there is none. Throws S3CacheError on S3 failures. */
-  async open(version: string, arch: RunnerArch, signal?: AbortSignal): Promise<CacheLookup> {
+  /** The operator's checksum for this version and arch from the manifest, if there is one. */
+  async manifestChecksum(version: string, arch: RunnerArch, signal?: AbortSignal): Promise<string | undefined> {
+    const key = runnerManifestKey(version);
+    let text: string;
+    try {
+      const output = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal: signal });
+      text = (await output.Body?.transformToString('utf8')) ?? '';
+    } catch (error) {
+      const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+      if (e?.name === 'NoSuchKey' || e?.$metadata?.httpStatusCode === 404) return undefined;
+      throw new S3CacheError(`S3 cache manifest s3://${this.bucket}/${key} could not be read: ${e?.name ?? 'Error'}`, { cause: error, retriable: isRetriableAwsError(error) });
+    }
+    try {
+      const manifest = JSON.parse(text.slice(0, 64 * 1024)) as RunnerManifest;
+      const hex = manifest?.version === version ? manifest.sha256?.[arch]?.toLowerCase() : undefined;
+      return hex && /^[0-9a-f]{64}$/.test(hex) ? hex : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** Write the manifest (cache-runner only: never an instance). */
+  async writeManifest(manifest: RunnerManifest): Promise<string> {
+    const key = runnerManifestKey(manifest.version);
+    await this.client.send(
+      new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: `${JSON.stringify(manifest, null, 2)}\n`, ContentType: 'application/json' }),
+    );
+    return key;
+  }
+
+  /**
+   * The cached tarball as a stream, or why there is none. Throws S3CacheError on S3 failures;
+   * with `trusted`, a ChecksumMismatchError before reading a byte when S3's stored checksum differs.
+   */
+  async open(version: string, arch: RunnerArch, signal?: AbortSignal, trusted?: string): Promise<CacheLookup> {
     const key = this.key(version, arch);
     let output;
     try {
-      output = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal: signal });
+      output = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, ChecksumMode: 'ENABLED' }), { abortSignal: signal });
     } catch (error) {
       const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
       // A missing key is a miss; a missing bucket (also a 404) is a misconfiguration, reported as a failure.
@@ -53,13 +106,17 @@ export class RunnerCache {
       });
     }
     const body = output.Body as Readable | undefined;
-    const sha256 = output.Metadata?.sha256?.trim().toLowerCase();
     if (!body) return { found: false, key, reason: `s3://${this.bucket}/${key} has no body` };
     body.on?.('error', () => {}); // an abort before the install's pipeline takes it is not an uncaught exception
-    if (!sha256 || !/^[0-9a-f]{64}$/.test(sha256)) {
+    // Checksum first: S3's checksum of the whole object (not a multipart composite, `…-N`).
+    const stored = output.ChecksumSHA256 && !output.ChecksumSHA256.includes('-') ? Buffer.from(output.ChecksumSHA256, 'base64').toString('hex') : undefined;
+    if (trusted && stored && stored !== trusted) {
       body.destroy();
-      return { found: false, key, reason: `s3://${this.bucket}/${key} has no valid sha256 metadata` };
+      throw new ChecksumMismatchError(
+        `checksum mismatch for s3://${this.bucket}/${key}: S3 holds sha256 ${stored}, the trusted checksum is ${trusted}; not a byte was extracted`,
+      );
     }
+    const sha256 = trusted ?? output.Metadata?.sha256?.trim().toLowerCase() ?? '';
     return { found: true, key, body, sha256, size: output.ContentLength };
   }
 

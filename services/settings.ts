@@ -20,6 +20,12 @@ export interface Settings {
   ssmTimeoutMs: number;
   /** Download the runner while waiting for the config (RUNS_FLEET_PREFETCH_RUNNER). */
   prefetchRunner: boolean;
+  /** The operator's pinned runner checksums by arch (RUNS_FLEET_RUNNER_SHA256): trusted for the S3 cache and checked on GitHub downloads. */
+  runnerSha256: Partial<Record<'x64' | 'arm64', string>>;
+  /** Instances upload a GitHub download to the S3 cache (RUNS_FLEET_CACHE_UPLOAD; off: the example role grants GetObject only). */
+  cacheUpload: boolean;
+  /** The job may reach IMDS, and so the instance role (RUNS_FLEET_JOB_IMDS=allow); default blocked. */
+  jobImds: 'block' | 'allow';
   configBucket?: string;
   terminationQueueUrl?: string;
   logGroup?: string;
@@ -151,6 +157,9 @@ export function parseSettings(env: Env): SettingsResult {
     standbyDeadlineMs: number(['RUNS_FLEET_STANDBY_DEADLINE_MINUTES'], 120, MINUTE),
     ssmTimeoutMs: number(['RUNS_FLEET_SSM_TIMEOUT_SECONDS'], 10, SECOND),
     prefetchRunner: boolean('RUNS_FLEET_PREFETCH_RUNNER', true),
+    runnerSha256: pinnedChecksums(read('RUNS_FLEET_RUNNER_SHA256'), errors),
+    cacheUpload: boolean('RUNS_FLEET_CACHE_UPLOAD', false),
+    jobImds: choice('RUNS_FLEET_JOB_IMDS', ['block', 'allow'] as const, 'block', read, errors),
     configBucket: read('RUNS_FLEET_CONFIG_BUCKET'),
     terminationQueueUrl: url('RUNS_FLEET_TERMINATION_QUEUE_URL'),
     logGroup: read('RUNS_FLEET_LOG_GROUP'),
@@ -178,6 +187,30 @@ export function parseSettings(env: Env): SettingsResult {
     if (name.startsWith('AWS_ENDPOINT_URL') && read(name) !== undefined) url(name);
   }
   return { settings, errors };
+}
+
+/** `RUNS_FLEET_RUNNER_SHA256`: `<hex>` (this machine's arch) or `x64=<hex>,arm64=<hex>`. */
+function pinnedChecksums(raw: string | undefined, errors: string[]): Partial<Record<'x64' | 'arm64', string>> {
+  if (raw === undefined) return {};
+  const here = process.arch === 'arm64' ? 'arm64' : 'x64';
+  const pins: Partial<Record<'x64' | 'arm64', string>> = {};
+  for (const part of raw.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const [arch, hex] = part.includes('=') ? (part.split('=') as [string, string]) : [here, part];
+    if ((arch !== 'x64' && arch !== 'arm64') || !/^[0-9a-fA-F]{64}$/.test(hex ?? '')) {
+      errors.push(`RUNS_FLEET_RUNNER_SHA256 is not a SHA-256 (64 hex digits), or x64=<sha256>,arm64=<sha256>`);
+      return {};
+    }
+    pins[arch] = hex!.toLowerCase();
+  }
+  return pins;
+}
+
+function choice<T extends string>(name: string, values: readonly T[], fallback: T, read: (n: string) => string | undefined, errors: string[]): T {
+  const raw = read(name)?.toLowerCase();
+  if (raw === undefined) return fallback;
+  if ((values as readonly string[]).includes(raw)) return raw as T;
+  errors.push(`${name}=${JSON.stringify(read(name))} is not one of ${values.join(', ')}`);
+  return fallback;
 }
 
 /** The SSM parameter name for this instance. */

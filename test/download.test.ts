@@ -9,7 +9,10 @@ import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, PutObjectComm
 import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { sdkStreamMixin } from '@smithy/util-stream';
+import { mockClient } from 'aws-sdk-client-mock';
+import { dirname, join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { ChecksumMismatchError, DownloadError } from '../services/errors.js';
 import type { Fetch } from '../services/github-releases.js';
@@ -170,17 +173,24 @@ describe('source 1: already installed', () => {
 });
 
 describe('source 2: the S3 cache', () => {
-  it('pinned version found in S3: installed from it with zero GitHub requests', async () => {
-    const gh = await fakeGitHub();
-    await createBucket();
-    await s3.send(
-      new PutObjectCommand({ Bucket: BUCKET, Key: runnerCacheKey(VERSION, 'x64'), Body: x64, Metadata: { sha256: sha256(x64) } }),
+  const putCached = (body: Buffer, meta: string, checksum = true) =>
+    s3.send(
+      new PutObjectCommand({
+        Bucket: BUCKET,
+        Key: runnerCacheKey(VERSION, 'x64'),
+        Body: body,
+        Metadata: { sha256: meta },
+        ...(checksum ? { ChecksumSHA256: Buffer.from(sha256(body), 'hex').toString('base64') } : {}),
+      }),
     );
 
-    const { runner, timings } = await acquire({
-      settings: settings({ RUNS_FLEET_CONFIG_BUCKET: BUCKET }),
-      cache: new RunnerCache(s3, BUCKET),
-    });
+  it("pinned version found in S3 with the operator's manifest: installed from it with zero GitHub requests", async () => {
+    const gh = await fakeGitHub();
+    await createBucket();
+    await putCached(x64, sha256(x64));
+    await new RunnerCache(s3, BUCKET).writeManifest({ version: VERSION, sha256: { x64: sha256(x64) } });
+
+    const { runner, timings } = await acquire({ settings: settings({ RUNS_FLEET_CONFIG_BUCKET: BUCKET }), cache: new RunnerCache(s3, BUCKET) });
 
     expect(runner).toEqual({ dir: runnerDir, version: VERSION, source: 's3' });
     expect(gh.requests).toEqual([]);
@@ -188,30 +198,81 @@ describe('source 2: the S3 cache', () => {
     expect(await readFile(join(runnerDir, '.runner-version'), 'utf8')).toBe(`${VERSION}\n`);
     expect(timings.s3).toBeGreaterThan(0);
     expect(timings.github_api).toBeUndefined();
+    expect(logged(/ready from s3/)[0]).toMatchObject({ checksumSource: 'manifest' });
   });
 
-  it('a cache miss falls back to GitHub, then the tarball is uploaded with its sha256 in the metadata', async () => {
+  it('with RUNS_FLEET_RUNNER_SHA256 pinned: zero GitHub requests too', async () => {
+    const gh = await fakeGitHub();
+    await createBucket();
+    await putCached(x64, sha256(x64));
+    const { runner } = await acquire({ settings: settings({ RUNS_FLEET_CONFIG_BUCKET: BUCKET, RUNS_FLEET_RUNNER_SHA256: `x64=${sha256(x64)}` }), cache: new RunnerCache(s3, BUCKET) });
+    expect(runner.source).toBe('s3');
+    expect(gh.requests).toEqual([]);
+  });
+
+  it('no pin and no manifest: the cached tarball is verified against the GitHub digest (one API call, no download)', async () => {
+    const gh = await fakeGitHub();
+    await createBucket();
+    await putCached(x64, sha256(x64));
+    const { runner } = await acquire({ settings: settings({ RUNS_FLEET_CONFIG_BUCKET: BUCKET }), cache: new RunnerCache(s3, BUCKET) });
+    expect(runner.source).toBe('s3');
+    expect(gh.requests.map((r) => r.path)).toEqual([`/api/repos/actions/runner/releases/tags/v${VERSION}`]);
+  });
+
+  it('a poisoned cache is refused: a substitute tarball with matching metadata never installs, GitHub serves the real one', async () => {
+    // What a job holding the instance role could do: upload its own tarball with its own checksums.
+    await fakeGitHub();
+    await createBucket();
+    await putCached(arm64, sha256(arm64)); // metadata and S3 checksum both match the substitute
+    const { runner } = await acquire({ settings: settings({ RUNS_FLEET_CONFIG_BUCKET: BUCKET }), cache: new RunnerCache(s3, BUCKET) });
+    expect(runner.source).toBe('github');
+    const refusal = logged('S3 cache unavailable or refused: falling back to GitHub')[0]!;
+    // Hashed while streaming, refused before anything moved into place (moto returns no ChecksumSHA256;
+    // against real S3 the refusal comes before the first byte: see the RunnerCache unit test).
+    expect(refusal.err).toMatch(/checksum mismatch .*expected sha256 [0-9a-f]{64}, got [0-9a-f]{64}/);
+    expect(await readFile(join(runnerDir, 'bin/Runner.Listener.deps.json'), 'utf8')).toContain(VERSION);
+  });
+
+  it("S3's own checksum refuses a substitute before a byte is read (checksum first)", async () => {
+    const fake = mockClient(S3Client);
+    const destroyed: boolean[] = [];
+    const body = Readable.from([arm64]);
+    body.on('close', () => destroyed.push(true));
+    fake.on(GetObjectCommand).resolves({ Body: sdkStreamMixin(body), ChecksumSHA256: Buffer.from(sha256(arm64), 'hex').toString('base64'), Metadata: { sha256: sha256(arm64) } });
+    const error = await new RunnerCache(new S3Client({ region: 'us-east-1' }), BUCKET).open(VERSION, 'x64', undefined, sha256(x64)).then(
+      () => undefined,
+      (e: Error) => e,
+    );
+    expect(error?.message).toMatch(/S3 holds sha256 [0-9a-f]{64}, the trusted checksum is [0-9a-f]{64}; not a byte was extracted/);
+    expect(fake.commandCalls(GetObjectCommand)[0]!.args[0].input).toMatchObject({ ChecksumMode: 'ENABLED' });
+    fake.restore();
+  });
+
+  it('a cache miss falls back to GitHub; instances upload only with RUNS_FLEET_CACHE_UPLOAD=true', async () => {
     const gh = await fakeGitHub();
     await createBucket();
 
-    const first = await acquire({ settings: settings({ RUNS_FLEET_CONFIG_BUCKET: BUCKET }), cache: new RunnerCache(s3, BUCKET) });
-    await first.cacheUpload;
+    const off = await acquire({ settings: settings({ RUNS_FLEET_CONFIG_BUCKET: BUCKET }), cache: new RunnerCache(s3, BUCKET) });
+    expect(off.cacheUpload).toBeUndefined();
+    await rm(runnerDir, { recursive: true, force: true });
 
+    const first = await acquire({ settings: settings({ RUNS_FLEET_CONFIG_BUCKET: BUCKET, RUNS_FLEET_CACHE_UPLOAD: 'true' }), cache: new RunnerCache(s3, BUCKET) });
+    await first.cacheUpload;
     expect(first.runner.source).toBe('github');
-    expect(logged(/^S3 cache miss/)).toHaveLength(1);
+    expect(logged(/^S3 cache miss/)).toHaveLength(2);
     const head = await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: runnerCacheKey(VERSION, 'x64') }));
     expect(head.Metadata?.sha256).toBe(sha256(x64));
     const object = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: runnerCacheKey(VERSION, 'x64') }));
     expect(Buffer.from(await object.Body!.transformToByteArray()).equals(x64)).toBe(true);
-    expect((await readdir(runnerDir)).filter((n) => n.startsWith('.cache-upload-'))).toEqual([]);
+    expect((await readdir(dirname(runnerDir))).filter((n) => n.startsWith('.cache-upload-'))).toEqual([]);
     expect(logged('runner tarball uploaded to the S3 cache')).toHaveLength(1);
 
-    // The next instance with the same pin gets it from S3 without asking GitHub.
-    const before = gh.requests.length;
+    // The next instance with the same pin gets it from S3, verified against the GitHub digest (no download).
+    const before = gh.requests.filter((r) => r.path.includes('/download/')).length;
     runnerDir = join(root, 'second-instance');
     const second = await acquire({ settings: settings({ RUNS_FLEET_CONFIG_BUCKET: BUCKET }), cache: new RunnerCache(s3, BUCKET) });
     expect(second.runner.source).toBe('s3');
-    expect(gh.requests.length).toBe(before);
+    expect(gh.requests.filter((r) => r.path.includes('/download/')).length).toBe(before);
   });
 
   it('the upload is not on the critical path: the result is back before the upload finishes', async () => {
@@ -226,7 +287,7 @@ describe('source 2: the S3 cache', () => {
       },
     } as unknown as S3Client;
 
-    const result = await acquire({ settings: settings({ RUNS_FLEET_CONFIG_BUCKET: BUCKET }), cache: new RunnerCache(slowS3, BUCKET) });
+    const result = await acquire({ settings: settings({ RUNS_FLEET_CONFIG_BUCKET: BUCKET, RUNS_FLEET_CACHE_UPLOAD: 'true' }), cache: new RunnerCache(slowS3, BUCKET) });
     let uploaded = false;
     void result.cacheUpload!.then(() => (uploaded = true));
     await new Promise((resolve) => setTimeout(resolve, 50));
@@ -242,33 +303,15 @@ describe('source 2: the S3 cache', () => {
     await fakeGitHub();
 
     const { runner, cacheUpload } = await acquire({
-      settings: settings({ RUNS_FLEET_CONFIG_BUCKET: BUCKET }),
+      settings: settings({ RUNS_FLEET_CONFIG_BUCKET: BUCKET, RUNS_FLEET_CACHE_UPLOAD: 'true' }),
       cache: new RunnerCache(s3, BUCKET),
     });
     await cacheUpload; // fails too (no bucket): logged, never rejects
 
     expect(runner.source).toBe('github');
-    const warning = logged('S3 cache unavailable: falling back to GitHub')[0]!;
+    const warning = logged('S3 cache unavailable or refused: falling back to GitHub')[0]!;
     expect(warning.err).toMatch(/NoSuchBucket/);
     expect(logged('S3 cache upload failed (best effort)')).toHaveLength(1);
-  });
-
-  it('a cached object that fails verification falls back to GitHub and is replaced', async () => {
-    await fakeGitHub();
-    await createBucket();
-    const key = runnerCacheKey(VERSION, 'x64');
-    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: arm64, Metadata: { sha256: sha256(x64) } }));
-
-    const { runner, cacheUpload } = await acquire({
-      settings: settings({ RUNS_FLEET_CONFIG_BUCKET: BUCKET }),
-      cache: new RunnerCache(s3, BUCKET),
-    });
-    await cacheUpload;
-
-    expect(runner.source).toBe('github');
-    expect(logged('S3 cache unavailable: falling back to GitHub')[0]!.err).toMatch(/checksum mismatch/);
-    const object = await s3.send(new GetObjectCommand({ Bucket: BUCKET, Key: key }));
-    expect(Buffer.from(await object.Body!.transformToByteArray()).equals(x64)).toBe(true);
   });
 });
 

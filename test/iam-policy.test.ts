@@ -8,7 +8,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { credentialParameterName, parseSettings } from '../services/settings.js';
 import { DEFAULT_RUNNER_LOGS_PREFIX, runnerLogKey } from '../services/runner-logs.js';
-import { runnerCacheKey } from '../services/s3-cache.js';
+import { runnerCacheKey, runnerManifestKey } from '../services/s3-cache.js';
 
 const SOURCE_DIRS = ['services', 'actors', 'bin'];
 const POLICY_FILE = 'docs/iam-policy.json';
@@ -116,8 +116,10 @@ interface Statement {
 const list = (v: string | string[] | undefined): string[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
 
 const policy = JSON.parse(readFileSync(POLICY_FILE, 'utf8')) as { Version: string; Statement: Statement[] };
-const granted = new Set(policy.Statement.flatMap((s) => list(s.Action)));
-const statementsFor = (action: string) => policy.Statement.filter((s) => list(s.Action).includes(action));
+const allows = policy.Statement.filter((s) => s.Effect === 'Allow');
+const denies = policy.Statement.filter((s) => s.Effect === 'Deny');
+const granted = new Set(allows.flatMap((s) => list(s.Action)));
+const statementsFor = (action: string) => allows.filter((s) => list(s.Action).includes(action));
 
 describe('IAM policy (docs/iam-policy.json)', () => {
   const code = scanCode();
@@ -141,9 +143,22 @@ describe('IAM policy (docs/iam-policy.json)', () => {
     );
   });
 
-  it('is an identity policy of Allow statements with no wildcard action and no "*" resource', () => {
+  it('binds the instance credentials to their instance: used from any other address or VPC, everything is denied', () => {
+    // What a job that got the role's credentials out (IMDS is blocked for it by default) could not do with them elsewhere.
+    const binding = (key: string, variable: string) =>
+      denies.find((s) => s.Condition?.StringNotEquals?.[key] === variable && s.Condition?.Null?.['ec2:SourceInstanceARN'] === 'false');
+    for (const [key, variable] of [['aws:ec2InstanceSourcePrivateIPv4', '${aws:VpcSourceIp}'], ['aws:ec2InstanceSourceVPC', '${aws:SourceVpc}']]) {
+      const s = binding(key!, variable!);
+      expect(s).toBeDefined();
+      expect([list(s!.Action), list(s!.Resource)]).toEqual([['*'], ['*']]);
+      expect(s!.Condition?.BoolIfExists?.['aws:ViaAWSService']).toBe('false'); // AWS services acting for the instance are not blocked
+    }
+    expect(denies).toHaveLength(2);
+  });
+
+  it('is an identity policy of Allow statements with no wildcard action and no "*" resource (the Deny bindings aside)', () => {
     expect(policy.Version).toBe('2012-10-17');
-    for (const s of policy.Statement) {
+    for (const s of allows) {
       expect(s.Effect).toBe('Allow');
       expect(s.NotAction).toBeUndefined();
       expect(s.NotResource).toBeUndefined();
@@ -191,11 +206,13 @@ describe('IAM policy (docs/iam-policy.json)', () => {
     expect(runnerCacheKey('2.330.0', 'x64').startsWith('runners/')).toBe(true);
     // The orchestrator's runner logs: {runner_logs_prefix or "runner-logs/"}{run}/{job}/{instance}/{file}.gz beside its Actions cache.
     expect(runnerLogKey({ runId: '1', jobId: '2', instanceId: 'i-1' }, 'Runner_1.log.gz').startsWith(`${DEFAULT_RUNNER_LOGS_PREFIX}`)).toBe(true);
+    // No write to the runner cache by default (RUNS_FLEET_CACHE_UPLOAD is off), and never to its manifests.
     const puts = statementsFor('s3:PutObject').flatMap((s) => list(s.Resource)).sort();
-    expect(puts).toEqual(['arn:aws:s3:::my-runs-fleet-actions-cache/runner-logs/*', 'arn:aws:s3:::my-runs-fleet-cache/runners/*']);
+    expect(puts).toEqual(['arn:aws:s3:::my-runs-fleet-actions-cache/runner-logs/*']);
     for (const s of statementsFor('s3:GetObject')) {
-      for (const r of list(s.Resource)) expect(r).toMatch(/^arn:aws:s3:::my-runs-fleet-cache\/(runners|agent)\/\*$/);
+      for (const r of list(s.Resource)) expect(r).toMatch(/^arn:aws:s3:::my-runs-fleet-cache\/(runners|manifests\/runners|agent)\/\*$/);
     }
+    expect(runnerManifestKey('2.330.0').startsWith('manifests/runners/')).toBe(true);
     for (const s of statementsFor('sqs:SendMessage')) expect(list(s.Resource)).toEqual(['arn:aws:sqs:*:*:runs-fleet-termination']);
     for (const action of ['logs:CreateLogStream', 'logs:PutLogEvents']) {
       for (const s of statementsFor(action)) {
