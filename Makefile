@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED := true
 JEST := NODE_OPTIONS=--experimental-vm-modules node_modules/.bin/jest
 
-.PHONY: all install build typecheck test demo bench diagram clean systemd-analyze graphviz golang orchestrator-mirror
+.PHONY: all install build typecheck test demo bench diagram clean systemd-analyze graphviz golang orchestrator-mirror nftables
 
 all: build
 
@@ -31,6 +31,11 @@ systemd-analyze:
 golang:
 	@command -v go >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go >/dev/null; }
 
+# The job is kept off IMDS with an nftables owner match (services/imds-firewall.ts): the tests run
+# the agent as root, as on the AMI, so they need nft; Debian's nftables when missing.
+nftables:
+	@command -v nft >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables >/dev/null; }
+
 ORCHESTRATOR_MIRROR := .build/orchestrator-mirror
 $(ORCHESTRATOR_MIRROR): $(wildcard test/contract/orchestrator/*.go) test/contract/orchestrator/go.mod | golang
 	@mkdir -p .build/gocache
@@ -40,17 +45,17 @@ orchestrator-mirror: $(ORCHESTRATOR_MIRROR)
 
 # Typecheck, build the bundle and the single binary (end-to-end tests run both as a process)
 # and the orchestrator mirror, then every test.
-test: typecheck build binary systemd-analyze orchestrator-mirror
+test: typecheck build binary systemd-analyze orchestrator-mirror nftables
 	$(JEST) $(JEST_ARGS)
 
 # Graphviz renders the state diagram picture; Debian's package when missing.
 graphviz:
 	@command -v dot >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null; }
 
-demo: build graphviz orchestrator-mirror
+demo: build graphviz orchestrator-mirror nftables
 	node scripts/run-ts.mjs scripts/demo.ts
 
-bench: build
+bench: build orchestrator-mirror nftables
 	node scripts/run-ts.mjs bench/run.ts
 
 diagram: node_modules/.installed

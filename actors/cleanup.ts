@@ -1,6 +1,7 @@
 import { fromPromise } from 'xstate';
 import type { CleanupInput } from '../machines/actor-contracts.js';
 import { cleanupRunner } from '../services/cleanup.js';
+import { resolveRunnerUser } from '../services/runner-user.js';
 import type { Logger } from '../services/logger.js';
 
 /**
@@ -9,7 +10,8 @@ import type { Logger } from '../services/logger.js';
  */
 export function cleanup(deps: { logger: Logger }) {
   return fromPromise<void, CleanupInput>(async ({ input }) => {
-    const errors = await cleanupRunner(input.settings.runnerDir, input.settings.stateDir);
+    const user = await resolveRunnerUser(input.settings).catch(() => undefined);
+    const errors = await cleanupRunner(input.settings.runnerDir, input.settings.stateDir, user);
     if (errors.length > 0) deps.logger.warn({ errors }, 'cleanup incomplete');
     else deps.logger.info({ runner_dir: input.settings.runnerDir }, 'cleanup done');
   });

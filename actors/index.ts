@@ -13,6 +13,7 @@ import type { SecretVault } from '../services/secrets.js';
 import { cleanup } from './cleanup.js';
 import { downloadRunner, prefetchRunner } from './download-runner.js';
 import { inspectJob } from './inspect-job.js';
+import { isolateJob } from './isolate-job.js';
 import { prepareJob } from './prepare-job.js';
 import { uploadRunnerLogs } from './upload-runner-logs.js';
 import { flushLogs } from './flush-logs.js';
@@ -56,13 +57,17 @@ export function createActors(deps: AgentDeps): typeof actorContracts {
     downloadRunner: downloadRunner({ logger, s3: aws.s3 }),
     prefetchRunner: prefetchRunner({ logger, s3: aws.s3 }),
     prepareJob: prepareJob({ logger }),
+    isolateJob: isolateJob({ logger }),
     inspectJob: inspectJob({ logger }),
     uploadRunnerLogs: uploadRunnerLogs({ logger, s3: aws.s3 }),
     registerRunner: registerRunner({ logger, vault, onSpawn: (pid) => reaper?.watch(pid) }),
     runnerProcess: runnerProcess({
       logger,
       vault,
-      onSpawn: (pid) => reaper?.watch(pid),
+      onSpawn: (pid, cgroupDir) => {
+        reaper?.watch(pid);
+        if (cgroupDir) reaper?.watchCgroup(cgroupDir);
+      },
       onLine: (line, timestampMs, stream, continued) => {
         shipper.runnerLine(line, timestampMs, continued);
         echoRunnerLine?.(line, timestampMs, stream);

@@ -21,6 +21,7 @@ export interface FlushLogsInput { timeoutMs: number }
 export interface FlushLogsResult { shipped: number; dropped: number }
 export interface TerminateInput { instanceId: string; region: string }
 export interface WatchdogInput { settings: Settings; identity?: Identity; jobSpec?: JobSpec }
+export interface IsolateJobInput { settings: Settings }
 export interface PrepareJobInput { settings: Settings; jobSpec: JobSpec; runner: InstalledRunner }
 export interface InspectJobInput { settings: Settings; jobPrep?: JobPrep; ranJob: boolean }
 export interface RunnerLogsInput { settings: Settings; jobSpec?: JobSpec; instanceId?: string; region?: string; budgetMs: number }
@@ -48,6 +49,8 @@ export const actorContracts = {
   prefetchRunner: notProvidedCallback<DownloadInput>('prefetchRunner'),
   /** Token mode: `config.sh --unattended --ephemeral ...`. JIT mode: nothing to run. */
   registerRunner: notProvided<void, RegisterInput>('registerRunner'),
+  /** Before anything runs as the runner user: its uid cannot reach IMDS (and so the instance role). */
+  isolateJob: notProvided<{ imds: 'blocked' | 'allowed' | 'same-user'; mechanism?: string }, IsolateJobInput>('isolateJob'),
   /** Before run.sh: the buildx cache shim's variables into the runner's `.env`, a tool-cache snapshot. */
   prepareJob: notProvided<JobPrep, PrepareJobInput>('prepareJob'),
   /** After the job: the tool-cache entries it added, the buildx shim's outcome. */

@@ -8,7 +8,7 @@
  * Pure decisions (final status, telemetry message) live in outcome.ts.
  */
 import { assign, enqueueActions, log, raise, setup, spawnChild, stopChild, type DoneActorEvent } from 'xstate';
-import { parseSettings } from '../services/settings.js';
+import { parseSettings, type Settings } from '../services/settings.js';
 import { actorContracts } from './actor-contracts.js';
 import { STOP_EVENTS, type AgentEvent, type StopReason } from './events.js';
 import type { WatchdogInput } from './actor-contracts.js';
@@ -449,8 +449,22 @@ export const agentMachine = setup({
       description: "Prepare the runner's identity: JIT needs nothing; a registration token runs config.sh. Then prepare the job.",
       entry: { type: 'enterState', params: { state: 'registering' } },
       exit: 'leaveState',
-      initial: 'registeringRunner',
+      initial: 'isolatingJob',
       states: {
+        isolatingJob: {
+          description: "Before anything runs as the runner user: its uid cannot reach IMDS, so the job has no instance credentials.",
+          invoke: {
+            src: 'isolateJob',
+            input: ({ context }) => ({ settings: context.settings }),
+            onDone: { target: 'registeringRunner' },
+            onError: {
+              target: '#agent.reporting',
+              actions: { type: 'recordFailure', params: { phase: 'registration' } },
+              description: 'Fail closed: no job with the instance role in reach (unless RUNS_FLEET_JOB_IMDS=allow).',
+            },
+          },
+          after: { prepareDeadline: { target: '#agent.reporting', actions: assign({ failure: () => ({ phase: 'registration' as const, message: 'keeping the job off IMDS did not finish in time' }) }) } },
+        },
         registeringRunner: {
           invoke: {
             src: 'registerRunner',
@@ -711,6 +725,23 @@ export function runnerLogsBudgetMs(context: AgentContext): number {
   if (context.stop?.reason !== 'spot' || !context.stop.spotTime) return RUNNER_LOGS_BUDGET_MS;
   const left = Date.parse(context.stop.spotTime) - context.now() - SPOT_REPORT_RESERVE_MS;
   return Number.isFinite(left) ? Math.max(0, Math.min(RUNNER_LOGS_BUDGET_MS, left)) : RUNNER_LOGS_BUDGET_MS;
+}
+
+/**
+ * The longest the lifecycle can take from a SIGTERM during a job to its end, every step at its
+ * deadline: the drain, then reporting's steps, then terminating's. The unit's TimeoutStopSec
+ * must exceed it with a margin, or systemd kills the agent before it terminated the instance.
+ */
+export function worstStopPathMs(settings: Settings): number {
+  const context = { settings, stop: undefined, now: Date.now } as unknown as AgentContext;
+  return (
+    drainGraceMs(context) + KILL_WAIT_MS +
+    INSPECT_DEADLINE_MS + RUNNER_LOGS_BUDGET_MS + BACKSTOP_MS +
+    settings.logFlushTimeoutMs + BACKSTOP_MS +
+    settings.reportTimeoutMs +
+    CLEANUP_DEADLINE_MS + Math.min(settings.logFlushTimeoutMs, FINAL_FLUSH_MS) + BACKSTOP_MS +
+    settings.terminateTimeoutMs
+  );
 }
 
 /** Deadline of the last log flush in terminating. */

@@ -1,16 +1,46 @@
 /**
- * What must not outlive the job on disk: the runner's registration and credentials,
- * its work dir, and the agent's state files. Each removal is attempted even when
- * another fails; the errors are returned, not thrown, so termination goes on.
+ * What must not outlive the job on disk: the runner's registration and credentials, its work
+ * dir, and the agent's state files. Each removal is attempted even when another fails; the
+ * errors are returned, not thrown, so termination goes on.
+ *
+ * The job owned `_work`, the credentials files and the hooks' job dir: whatever it planted there
+ * (a symlink swapped in mid-walk, a renameat2 exchange) must not steer a removal done as root.
+ * So those are removed **as the runner user** (`setpriv … rm -rf --one-file-system`): it can
+ * delete only what the runner user could delete anyway. Root then removes the rest of the
+ * state dir, which holds nothing of the job's any more. By then every process of the job is
+ * dead (the runner's cgroup was killed when draining ended).
  */
+import { execa } from 'execa';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { JOB_SUBDIR } from './job-hooks.js';
+import { commandAs, type RunnerUser } from './runner-user.js';
 
 export const RUNNER_SECRET_FILES = ['.runner', '.credentials', '.credentials_rsaparams', '.env.jit'];
 
-export async function cleanupRunner(runnerDir: string, stateDir: string): Promise<string[]> {
-  const targets = [...RUNNER_SECRET_FILES.map((f) => join(runnerDir, f)), join(runnerDir, '_work'), stateDir];
+/** Paths the runner user owns after a job. */
+export function jobOwnedPaths(runnerDir: string, stateDir: string): string[] {
+  return [...RUNNER_SECRET_FILES.map((f) => join(runnerDir, f)), join(runnerDir, '_work'), join(stateDir, JOB_SUBDIR)];
+}
+
+export async function cleanupRunner(runnerDir: string, stateDir: string, user?: RunnerUser): Promise<string[]> {
   const errors: string[] = [];
+  const jobOwned = jobOwnedPaths(runnerDir, stateDir);
+  if (user?.switchUser) {
+    const command = commandAs(user, 'rm', ['-rf', '--one-file-system', '--', ...jobOwned]);
+    const result = await execa(command.file, command.args, {
+      uid: command.uid,
+      gid: command.gid,
+      env: { PATH: '/usr/bin:/bin' },
+      stdin: 'ignore',
+      reject: false,
+      timeout: 60_000,
+      cleanup: false,
+    });
+    if (result.exitCode !== 0) errors.push(`rm as ${user.name} exited ${result.exitCode}: ${String(result.stderr ?? '').trim().slice(0, 500)}`);
+  }
+  // As root: what is left (the agent's own files; the job's paths when the agent is the runner user itself).
+  const targets = [...jobOwned, stateDir];
   await Promise.all(
     targets.map(async (target) => {
       try {

@@ -15,13 +15,14 @@
  *   the agent's own exit) kill whatever is left.
  */
 import { execa } from 'execa';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { AgentEvent } from '../machines/events.js';
 import type { InstalledRunner, JobSpec } from '../machines/types.js';
 import { describeError } from './errors.js';
+import { JobCgroup, killProcessesOfUid } from './job-cgroup.js';
 import { hooksUsableBy, jobHookPaths } from './job-hooks.js';
 import { buildRunnerEnv } from './runner-env.js';
 import { LineRedactor } from './line-redactor.js';
@@ -102,6 +103,32 @@ export function killSession(sid: number, procRoot = '/proc'): number {
 
 // ---------------------------------------------------------------------------------------
 
+let cgroupSerial = 0;
+
+/**
+ * The command, entering the job cgroup before run.sh exists: a root shell writes its own pid to
+ * the cgroup, then execs setpriv, which drops to the runner user and execs run.sh — same pid, so
+ * nothing run.sh forks is ever outside. Without setpriv (uid/gid spawn options), the parent moves
+ * it right after the spawn instead (and the uid scan backs that up).
+ */
+export function enterCgroupFirst(
+  command: { file: string; args: string[]; uid?: number; gid?: number },
+  cgroup: JobCgroup | undefined,
+): { file: string; args: string[]; uid?: number; gid?: number; inCgroup: boolean } {
+  if (!cgroup || command.uid !== undefined || !command.file.endsWith('setpriv')) return { ...command, inCgroup: false };
+  return { file: '/bin/sh', args: ['-c', 'echo $$ > "$0" && exec "$@"', join(cgroup.dir, 'cgroup.procs'), command.file, ...command.args], inCgroup: true };
+}
+
+/** A process the agent starts for the job must not keep the agent's negative OOM score. */
+export function raiseOomScoreAdj(pid: number): void {
+  try {
+    const current = Number(readFileSync(`/proc/${pid}/oom_score_adj`, 'utf8').trim());
+    if (current < 0) writeFileSync(`/proc/${pid}/oom_score_adj`, '0');
+  } catch {
+    /* not Linux, or gone already */
+  }
+}
+
 export interface RunnerProcessOptions {
   settings: Settings;
   jobSpec: JobSpec;
@@ -109,8 +136,8 @@ export interface RunnerProcessOptions {
   logger: Logger;
   vault: SecretVault;
   onLine: OnRunnerLine;
-  /** Called with run.sh's pid (= its session id) once it runs: the reaper watches that session. */
-  onSpawn?: (pid: number) => void;
+  /** Called with run.sh's pid (= its session id) once it runs, and its job cgroup: the reaper watches both. */
+  onSpawn?: (pid: number, cgroupDir?: string) => void;
   /** Machine events (sendBack). */
   send: (event: RunnerEvent) => void;
   /** The agent's environment, for the allow-list (default `process.env`). */
@@ -149,8 +176,11 @@ class RunnerProcess {
   private killDeadline = Infinity;
   private resolveDone!: () => void;
   private readonly done = new Promise<void>((r) => (this.resolveDone = r));
+  private cgroup: JobCgroup | undefined;
+  private enteredBeforeExec = false;
+  private runnerUid: number | undefined;
   private readonly onAgentExit = () => {
-    if (this.pid !== undefined) killSession(this.pid);
+    if (this.pid !== undefined) this.killEverything();
   };
 
   constructor(private readonly o: RunnerProcessOptions) {
@@ -207,7 +237,13 @@ class RunnerProcess {
       else env.ACTIONS_RUNNER_INPUT_JITCONFIG = jit;
     }
 
-    const command = commandAs(user, runSh, []);
+    // Everything run.sh starts stays in this cgroup, however it detaches (services/job-cgroup.ts).
+    this.cgroup = user.switchUser ? JobCgroup.open(`runs-fleet-runner-${process.pid}-${++cgroupSerial}`) : undefined;
+    this.runnerUid = user.switchUser ? user.uid : undefined;
+    if (user.switchUser && !this.cgroup) this.log.warn('no cgroup v2 to hold the runner: leftovers are found by uid instead');
+
+    const command = enterCgroupFirst(commandAs(user, runSh, []), this.cgroup);
+    this.enteredBeforeExec = command.inCgroup;
     const subprocess = execa(command.file, command.args, {
       cwd: runner.dir,
       env,
@@ -235,10 +271,15 @@ class RunnerProcess {
       this.log.error({ err: vault.redact(r.shortMessage ?? 'spawn failed'), path: runSh }, 'run.sh could not be started');
       return this.finish(null, null);
     }
+    // Into the cgroup (already done before exec when setpriv switches the user: see enterCgroupFirst),
+    // and out of the agent's OOM protection (the unit's OOMScoreAdjust=-500 must not make a
+    // memory-hungry job outlive sshd).
+    if (this.cgroup && !command.inCgroup && !this.cgroup.add(this.pid)) this.log.warn({ cgroup: this.cgroup.dir }, 'run.sh could not be moved into its cgroup');
+    raiseOomScoreAdj(this.pid);
     process.on('exit', this.onAgentExit);
-    this.o.onSpawn?.(this.pid);
+    this.o.onSpawn?.(this.pid, this.cgroup?.dir);
     this.log.info({ pid: this.pid, user: user.name, uid: user.uid, mode: jobSpec.mode }, 'run.sh started');
-    if (this.disposed) killSession(this.pid);
+    if (this.disposed) this.killEverything();
     else if (this.stopRequest) this.sendStop();
     else this.send({ type: 'RUNNER_SPAWNED', pid: this.pid });
 
@@ -249,8 +290,9 @@ class RunnerProcess {
     });
     this.leaderExited = true;
     clearTimeout(this.stopTimer);
-    // The runner is over once run.sh is: whatever is left of its session is an orphan.
-    const leftovers = killSession(this.pid);
+    // The runner is over once run.sh is: whatever is left of it — its session, and whatever
+    // detached from that (setsid, double forks) — is an orphan of the job.
+    const leftovers = this.killEverything();
     if (leftovers > 0) this.log.warn({ leftovers }, 'killed runner processes left after run.sh exited');
 
     const drainMs = this.o.outputDrainMs ?? OUTPUT_DRAIN_MS;
@@ -364,7 +406,7 @@ class RunnerProcess {
 
   private forceKill(why: string): void {
     if (this.pid === undefined || this.leaderExited) return;
-    const killed = killSession(this.pid);
+    const killed = this.killEverything();
     const latencyMs = this.stopRequest ? Math.round(performance.now() - this.stopRequest.receivedAt) : undefined;
     this.log.warn({ pid: this.pid, killed, sinceStopMs: latencyMs }, `SIGKILL to the runner's processes: ${why}`);
   }
@@ -374,15 +416,30 @@ class RunnerProcess {
     this.disposed = true;
     clearTimeout(this.stopTimer);
     if (this.pid !== undefined) {
-      const killed = killSession(this.pid);
+      const killed = this.killEverything();
       if (killed > 0) this.log.warn({ pid: this.pid, killed }, 'runner process actor stopped: SIGKILL to what was left');
     }
+    this.cgroup?.remove();
     // Output still flows to onLine until the pipes close; events are no longer sent.
+  }
+
+  /**
+   * SIGKILL all of the runner: run.sh's session, the job cgroup (what escaped the session), and,
+   * with no cgroup, every process of the runner's uid. Synchronous: usable in an exit handler.
+   */
+  private killEverything(): number {
+    let killed = this.pid !== undefined ? killSession(this.pid) : 0;
+    if (this.cgroup) {
+      for (let round = 0; round < 10 && this.cgroup.pids().length > 0; round++) killed += this.cgroup.killAll();
+    }
+    if (this.runnerUid !== undefined && (!this.cgroup || !this.enteredBeforeExec)) killed += killProcessesOfUid(this.runnerUid);
+    return killed;
   }
 
   private finish(code: number | null, signal: string | null): void {
     if (this.exitSent) return;
     this.exitSent = true;
+    this.cgroup?.remove();
     process.removeListener('exit', this.onAgentExit);
     this.send({ type: 'RUNNER_EXITED', exitCode: code, signal });
     this.resolveDone();

@@ -34,6 +34,11 @@ export class RunnerReaper {
     this.child?.stdin?.write(`${sid}\n`);
   }
 
+  /** A job cgroup (services/job-cgroup.ts) to kill whole if the agent dies. */
+  watchCgroup(dir: string): void {
+    if (dir.startsWith('/') && !/\s/.test(dir)) this.child?.stdin?.write(`${dir}\n`);
+  }
+
   /** Normal end: the agent already killed the runner; the companion checks once more and exits. */
   stop(): void {
     this.child?.stdin?.end();

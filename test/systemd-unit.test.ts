@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { worstStopPathMs } from '../machines/agent.machine.js';
 import { parseSettings } from '../services/settings.js';
 
 const UNIT = 'deploy/systemd/runs-fleet-agent.service';
@@ -34,10 +35,14 @@ describe('systemd unit', () => {
     expect(setting('FailureAction')).toMatch(/^poweroff(-force)?$/);
     expect(setting('EnvironmentFile')).toBe('-/etc/runs-fleet-agent/agent.env');
     expect(seconds(setting('RuntimeMaxSec')!)).toBeGreaterThan(settings.maxRuntimeMs / 1000);
-    expect(seconds(setting('TimeoutStopSec')!)).toBeGreaterThanOrEqual(
-      (settings.drainGraceMs + settings.reportTimeoutMs + settings.logFlushTimeoutMs) / 1000,
-    );
+    // A stop during a job: every step of the way at its deadline, plus a margin of 10 % and at least 20 s.
+    const worst = worstStopPathMs(settings) / 1000;
+    const stop = seconds(setting('TimeoutStopSec')!);
+    process.stdout.write(`worst stop path ${worst} s; TimeoutStopSec ${stop} s\n`);
+    expect(stop).toBeGreaterThanOrEqual(Math.max(worst * 1.1, worst + 20));
+    expect(seconds(setting('RuntimeMaxSec')!)).toBeGreaterThanOrEqual(settings.maxRuntimeMs / 1000 + stop);
     expect(setting('KillMode')).toBe('mixed');
+    expect(setting('Delegate')).toBe('yes'); // the agent's job cgroup below the unit's
   });
 
   it('is the only place that powers off: no code, test or script runs poweroff/shutdown/halt', () => {

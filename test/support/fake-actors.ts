@@ -15,6 +15,7 @@ type PromiseSrc =
   | 'readRunnerConfig'
   | 'downloadRunner'
   | 'registerRunner'
+  | 'isolateJob'
   | 'prepareJob'
   | 'inspectJob'
   | 'uploadRunnerLogs'
@@ -51,6 +52,7 @@ export function defaultOutputs(): Record<PromiseSrc, unknown> {
     },
     downloadRunner: { dir: '/opt/actions-runner', version: '2.330.0', source: 'github' },
     registerRunner: undefined,
+    isolateJob: { imds: 'blocked', mechanism: 'nft' },
     prepareJob: { toolCacheBefore: ['node/20.0.0/x64'] },
     inspectJob: { toolCacheMisses: ['node/22.1.0/x64'] },
     uploadRunnerLogs: 'disabled',
@@ -170,6 +172,7 @@ export class FakeActors {
       downloadRunner: this.promise('downloadRunner'),
       registerRunner: this.promise('registerRunner'),
       prepareJob: this.promise('prepareJob'),
+      isolateJob: this.promise('isolateJob'),
       inspectJob: this.promise('inspectJob'),
       uploadRunnerLogs: this.promise('uploadRunnerLogs'),
       prefetchRunner: this.prefetch(),

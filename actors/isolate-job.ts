@@ -1,0 +1,47 @@
+/**
+ * registering, first step: keep the job off the instance metadata service — and so off the
+ * instance role — before anything runs as the runner user (services/imds-firewall.ts). Fails
+ * closed: a block that cannot be set up is a boot failure, unless the operator opted out with
+ * RUNS_FLEET_JOB_IMDS=allow. An agent that is not root runs the job as itself: nothing to
+ * separate then (local use).
+ */
+import { fromPromise } from 'xstate';
+import type { IsolateJobInput } from '../machines/actor-contracts.js';
+import { RegistrationError } from '../services/errors.js';
+import { blockForUid, imdsTargets, type FirewallDeps } from '../services/imds-firewall.js';
+import type { Logger } from '../services/logger.js';
+import { resolveRunnerUser, type RunnerUserDeps } from '../services/runner-user.js';
+
+export interface IsolateJobDeps {
+  logger: Logger;
+  env?: Readonly<Record<string, string | undefined>>;
+  user?: RunnerUserDeps;
+  firewall?: FirewallDeps;
+}
+
+export function isolateJob(deps: IsolateJobDeps) {
+  return fromPromise<{ imds: 'blocked' | 'allowed' | 'same-user'; mechanism?: string }, IsolateJobInput>(async ({ input }) => {
+    const { settings } = input;
+    if (settings.jobImds === 'allow') {
+      deps.logger.warn('RUNS_FLEET_JOB_IMDS=allow: the job can reach the instance metadata service and use the instance role');
+      return { imds: 'allowed' };
+    }
+    const user = await resolveRunnerUser(settings, deps.user);
+    if (!user.switchUser) {
+      deps.logger.info({ user: user.name }, 'the job runs as the agent itself: no separate uid to keep off IMDS');
+      return { imds: 'same-user' };
+    }
+    const endpoint = (deps.env ?? process.env).AWS_EC2_METADATA_SERVICE_ENDPOINT?.trim() || undefined;
+    try {
+      const targets = await imdsTargets(endpoint);
+      const mechanism = await blockForUid(user.uid, targets, deps.firewall);
+      deps.logger.info({ uid: user.uid, mechanism, targets: targets.map((t) => `${t.address}${t.port ? `:${t.port}` : ''}`) }, 'the job cannot reach the instance metadata service');
+      return { imds: 'blocked', mechanism };
+    } catch (error) {
+      throw new RegistrationError(
+        `${(error as Error).message} — install nftables (or iptables) in the AMI, or set RUNS_FLEET_JOB_IMDS=allow to run jobs with the instance role`,
+        { cause: error },
+      );
+    }
+  });
+}

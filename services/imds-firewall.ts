@@ -1,0 +1,112 @@
+/**
+ * The job gets no instance credentials: the runner's uid cannot reach the instance metadata
+ * service, where the instance role's credentials are (169.254.169.254, `[fd00:ec2::254]`, and
+ * `AWS_EC2_METADATA_SERVICE_ENDPOINT` when set). IMDSv2's hop limit of 1 stops containers,
+ * not processes on the host.
+ *
+ * Mechanism: an owner match in the host firewall, set up before run.sh (and config.sh) starts
+ * and never removed (the instance ends with the job). nftables first — the default firewall of
+ * Amazon Linux 2023 and Ubuntu, one atomic transaction in a table of the agent's own
+ * (`inet runs_fleet_agent`, chain `job_imds`, an `output` hook) — else iptables/ip6tables
+ * (`-m owner --uid-owner`). Why not the unit's `IPAddressDeny=`: it would cut the agent off IMDS
+ * too (spot notices, identity), and a per-job systemd scope needs the agent to drive systemd
+ * over D-Bus; the owner match needs neither and works the same under systemd or not.
+ * The agent itself (root) keeps its access.
+ *
+ * No mechanism available means no job: the caller fails closed unless the operator opted out
+ * (RUNS_FLEET_JOB_IMDS=allow).
+ */
+import { execa } from 'execa';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+
+export const NFT_TABLE = 'runs_fleet_agent';
+export const NFT_CHAIN = 'job_imds';
+
+export interface BlockTarget {
+  address: string;
+  family: 4 | 6;
+  /** A TCP port, for an endpoint shared with other services (a loopback IMDS); undefined = the whole address. */
+  port?: number;
+}
+
+/** The real IMDS addresses, and the configured endpoint's (a name resolved to its addresses). */
+export async function imdsTargets(endpoint: string | undefined): Promise<BlockTarget[]> {
+  const targets: BlockTarget[] = [
+    { address: '169.254.169.254', family: 4 },
+    { address: 'fd00:ec2::254', family: 6 },
+  ];
+  if (endpoint) {
+    const url = new URL(endpoint);
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    const port = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+    const addresses = isIP(host) ? [{ address: host, family: isIP(host) as 4 | 6 }] : await lookup(host, { all: true });
+    for (const { address, family } of addresses) {
+      if (targets.some((t) => t.address === address && t.port === undefined)) continue;
+      targets.push({ address, family: family as 4 | 6, port });
+    }
+  }
+  return targets;
+}
+
+export type FirewallMechanism = 'nft' | 'iptables';
+
+export interface FirewallDeps {
+  run(file: string, args: string[], input?: string): Promise<{ exitCode: number; stdout: string; stderr: string }>;
+}
+
+const realDeps: FirewallDeps = {
+  run: async (file, args, input) => {
+    const result = await execa(file, args, { input, reject: false, timeout: 15_000, cleanup: false, env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' }, extendEnv: false });
+    return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout ?? ''), stderr: String(result.stderr ?? '') };
+  },
+};
+
+const comment = (uid: number, t: BlockTarget) => `runs-fleet uid ${uid} ${t.address}${t.port ? ` port ${t.port}` : ''}`;
+
+/** One nft rule: the runner's uid to this destination is refused (a TCP reset, or ICMP unreachable). */
+function nftRule(uid: number, t: BlockTarget): string {
+  const daddr = t.family === 6 ? `ip6 daddr ${t.address}` : `ip daddr ${t.address}`;
+  const port = t.port ? ` tcp dport ${t.port}` : '';
+  const verdict = t.port ? 'reject with tcp reset' : 'reject';
+  return `add rule inet ${NFT_TABLE} ${NFT_CHAIN} meta skuid ${uid} ${daddr}${port} counter ${verdict} comment "${comment(uid, t)}"`;
+}
+
+/**
+ * Refuse `uid` every target, with nftables else iptables; idempotent (a rule already there is
+ * not added twice). Throws, naming what is missing, when neither mechanism works.
+ */
+export async function blockForUid(uid: number, targets: BlockTarget[], deps: FirewallDeps = realDeps): Promise<FirewallMechanism> {
+  if (!Number.isInteger(uid) || uid <= 0) throw new Error(`refusing to firewall uid ${uid}: only an unprivileged runner user is blocked`);
+  const failures: string[] = [];
+  const nft = await deps.run('nft', ['--version']).catch(() => undefined);
+  if (nft && nft.exitCode === 0) {
+    const setup = `add table inet ${NFT_TABLE}\nadd chain inet ${NFT_TABLE} ${NFT_CHAIN} { type filter hook output priority 0 ; policy accept ; }\n`;
+    const created = await deps.run('nft', ['-f', '-'], setup);
+    if (created.exitCode === 0) {
+      const listed = await deps.run('nft', ['list', 'chain', 'inet', NFT_TABLE, NFT_CHAIN]);
+      const missing = targets.filter((t) => !listed.stdout.includes(`"${comment(uid, t)}"`));
+      if (missing.length === 0) return 'nft';
+      const added = await deps.run('nft', ['-f', '-'], `${missing.map((t) => nftRule(uid, t)).join('\n')}\n`);
+      if (added.exitCode === 0) return 'nft';
+      failures.push(`nft: ${added.stderr.trim() || `exit ${added.exitCode}`}`);
+    } else failures.push(`nft: ${created.stderr.trim() || `exit ${created.exitCode}`}`);
+  } else failures.push('nft: not installed');
+
+  for (const family of [4, 6] as const) {
+    const tool = family === 4 ? 'iptables' : 'ip6tables';
+    for (const t of targets.filter((x) => x.family === family)) {
+      const spec = ['OUTPUT', '-m', 'owner', '--uid-owner', String(uid), '-d', t.address, ...(t.port ? ['-p', 'tcp', '--dport', String(t.port)] : []), '-j', 'REJECT', ...(t.port ? ['--reject-with', 'tcp-reset'] : [])];
+      const check = await deps.run(tool, ['-C', ...spec]).catch(() => undefined);
+      if (check?.exitCode === 0) continue;
+      const add = await deps.run(tool, ['-A', ...spec]).catch(() => undefined);
+      if (add?.exitCode !== 0) {
+        // IPv6 may be off entirely on the instance: then there is nothing to reach either.
+        if (family === 6 && add?.stderr && /not supported|can't initialize|Address family not supported/i.test(add.stderr)) continue;
+        failures.push(`${tool}: ${add?.stderr.trim() || 'not installed'}`);
+        throw new Error(`cannot keep the job off the instance metadata service: ${failures.join('; ')}`);
+      }
+    }
+  }
+  return 'iptables';
+}
