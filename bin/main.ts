@@ -167,7 +167,7 @@ async function run(args: string[], io: CliIo): Promise<number> {
   if (inspectArg) {
     const { startInspector } = await import('./inspector.js');
     const port = inspectArg.includes('=') ? Number(inspectArg.split('=')[1]) : undefined;
-    const started = await startInspector({ port, logger });
+    const started = await startInspector({ port, logger, announce: io.err, secret: (name, value) => vault.set(name, value) });
     inspector = started;
     inspect = (event) => started.inspect.next?.(event);
   }

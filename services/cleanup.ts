@@ -23,11 +23,17 @@ export function jobOwnedPaths(runnerDir: string, stateDir: string): string[] {
   return [...RUNNER_SECRET_FILES.map((f) => join(runnerDir, f)), join(runnerDir, '_work'), join(stateDir, JOB_SUBDIR)];
 }
 
+/**
+ * As the runner user: the job's files in the runner dir (which it owns), and the contents of the
+ * hooks' job dir (whose parent, the state dir, is root's: root removes the dir itself).
+ */
+const AS_RUNNER = 'rm -rf --one-file-system -- "$@"; s=$?; find "$0" -xdev -mindepth 1 -delete 2>/dev/null; exit $s';
+
 export async function cleanupRunner(runnerDir: string, stateDir: string, user?: RunnerUser): Promise<string[]> {
   const errors: string[] = [];
   const jobOwned = jobOwnedPaths(runnerDir, stateDir);
   if (user?.switchUser) {
-    const command = commandAs(user, 'rm', ['-rf', '--one-file-system', '--', ...jobOwned]);
+    const command = commandAs(user, '/bin/sh', ['-c', AS_RUNNER, join(stateDir, JOB_SUBDIR), ...jobOwned.slice(0, -1)]);
     const result = await execa(command.file, command.args, {
       uid: command.uid,
       gid: command.gid,

@@ -72,7 +72,7 @@ export interface World {
   /** Start the built agent; resolves when it exits. */
   startAgent(
     overrides?: Record<string, string | undefined>,
-    options?: { onLine?: (line: string) => void; args?: string[]; bin?: string[] },
+    options?: { onLine?: (line: string) => void; onStderr?: (text: string) => void; args?: string[]; bin?: string[] },
   ): {
     child: ReturnType<typeof spawn>;
     done: Promise<AgentRun>;
@@ -226,7 +226,10 @@ export async function createWorld(options: WorldOptions = {}): Promise<World> {
           for (const line of lines) options.onLine(line);
         }
       });
-      child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      child.stderr!.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+        options.onStderr?.(stderr);
+      });
       const done = new Promise<AgentRun>((resolveRun) => {
         child.on('close', (exitCode, signal) => {
           const logs = stdout
