@@ -17,9 +17,14 @@
 #              The curl path is exercised against moto only, which does not check signatures:
 #              on an AMI without the AWS CLI, prefer installing it or naming your own S3_GET.
 #   S3_REGION  bucket region for the curl path (default AWS_REGION, else the instance's region)
-#   ON_FAILURE command run (sh -c) when the install fails, e.g. "/sbin/poweroff": with the
-#              launch template's InstanceInitiatedShutdownBehavior=terminate, a failed
-#              bootstrap then ends the instance instead of leaving it idle. Default: nothing.
+#   SHA256     the tarball's SHA-256, pinned in the launch template: then the checksum comes from
+#              the template, not from the same S3 prefix as the tarball (whoever can replace the
+#              tarball there can replace its .sha256 too). Recommended.
+#   ON_FAILURE command run (sh -c) when the install fails. Default: poweroff — with the launch
+#              template's InstanceInitiatedShutdownBehavior=terminate, a failed bootstrap ends the
+#              instance instead of leaving it idle and billed. ON_FAILURE=none opts out (debugging
+#              a bootstrap). With DESTDIR set (an install into a directory, tests) the default is
+#              none: only a real install may end the machine it runs on.
 #   RETRY_SECONDS  backoff unit between the 3 download attempts (default 2: waits 2 s, 4 s)
 #   SYSTEMCTL  systemctl command (default systemctl); tests stub it.
 #   DESTDIR    install root (tests). With DESTDIR set and no SYSTEMCTL, nothing is enabled
@@ -32,7 +37,8 @@ BUCKET=${BUCKET:-}
 PREFIX=${PREFIX:-agent}
 VERSION=${VERSION:-}
 S3_GET=${S3_GET:-}
-ON_FAILURE=${ON_FAILURE:-}
+SHA256=${SHA256:-}
+if [ -n "${DESTDIR:-}" ]; then ON_FAILURE=${ON_FAILURE:-none}; else ON_FAILURE=${ON_FAILURE:-poweroff}; fi
 RETRY_SECONDS=${RETRY_SECONDS:-2}
 DESTDIR=${DESTDIR:-}
 IMDS=${AWS_EC2_METADATA_SERVICE_ENDPOINT:-http://169.254.169.254}
@@ -51,7 +57,7 @@ on_exit() {
   [ -n "$workdir" ] && rm -rf "$workdir"
   if [ "$code" -ne 0 ]; then
     log "FAILED (exit $code): the agent is not installed/started"
-    if [ -n "$ON_FAILURE" ]; then
+    if [ -n "$ON_FAILURE" ] && [ "$ON_FAILURE" != none ]; then
       log "running ON_FAILURE: $ON_FAILURE"
       sh -c "$ON_FAILURE" || log "ON_FAILURE exited $?"
     fi
@@ -158,10 +164,16 @@ if ! [[ ${sum:-} =~ ^[0-9a-f]{64}$ ]] || [ "${listed:-}" != "$name.tar.gz" ] || 
   [ "$(wc -l <"$workdir/$name.tar.gz.sha256")" -ne 1 ]; then
   die "$name.tar.gz.sha256 is not one sha256sum line for $name.tar.gz: refusing to install"
 fi
+if [ -n "$SHA256" ]; then
+  # The template's checksum wins: the .sha256 beside the tarball is as writable as the tarball.
+  [[ $SHA256 =~ ^[0-9a-fA-F]{64}$ ]] || die "SHA256 is not a SHA-256 (64 hex digits)"
+  SHA256=$(printf '%s' "$SHA256" | tr 'A-F' 'a-f')
+  [ "$sum" = "$SHA256" ] || die "$name.tar.gz.sha256 says $sum but the launch template pins $SHA256: refusing to install"
+fi
 if ! (cd "$workdir" && sha256sum -c --strict --quiet "$name.tar.gz.sha256" >&2); then
   die "checksum mismatch for s3://$BUCKET/$PREFIX/$VERSION/$ARCH/$name.tar.gz: refusing to install (expected sha256 $sum)"
 fi
-log "verified $name.tar.gz (sha256 $sum)"
+log "verified $name.tar.gz (sha256 $sum${SHA256:+, pinned by the launch template})"
 
 mkdir "$workdir/unpacked"
 tar -xzf "$workdir/$name.tar.gz" -C "$workdir/unpacked" --no-same-owner --no-same-permissions

@@ -235,6 +235,27 @@ describe('deploy/user-data.sh', () => {
     expect(readFileSync(failed, 'utf8')).toBe('called\n');
   });
 
+  it('with the checksum pinned in the launch template (SHA256), a tarball replaced together with its .sha256 is refused', async () => {
+    const swapped = '0.0.3-swapped';
+    const name = `runs-fleet-agent-${swapped}-linux-${ARCH}.tar.gz`;
+    const good = readFileSync(join(distDir, `${NAME}.tar.gz`));
+    const evil = Buffer.concat([good, Buffer.from('trailing bytes the attacker added')]);
+    // Whoever can write the prefix writes a matching checksum file too.
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: `agent/${swapped}/${ARCH}/${name}`, Body: evil }));
+    await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: `agent/${swapped}/${ARCH}/${name}.sha256`, Body: `${sha256(evil)}  ${name}\n` }));
+    const { result, dest, calls } = userData({ S3_GET: `${process.execPath} ${s3GetHelper}`, VERSION: swapped, SHA256: sha256(good) });
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toContain(`but the launch template pins ${sha256(good)}: refusing to install`);
+    expect(readdirSync(dest)).toEqual([]);
+    expect(calls).toEqual([]);
+    // Into a DESTDIR (tests, images) a failure ends nothing by default: only a real install powers off.
+    expect(result.stderr).not.toContain('running ON_FAILURE');
+    // And the right pin installs.
+    const pinned = userData({ S3_GET: `${process.execPath} ${s3GetHelper}`, VERSION, SHA256: sha256(good) });
+    expect(pinned.result.status).toBe(0);
+    expect(pinned.result.stderr).toContain('pinned by the launch template');
+  });
+
   it('refuses a checksum file that names another file', async () => {
     const other = '0.0.2-renamed';
     const name = `runs-fleet-agent-${other}-linux-${ARCH}.tar.gz`;
