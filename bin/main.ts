@@ -8,6 +8,7 @@
  *   runs-fleet-agent --version | --help
  */
 import { readFileSync } from 'node:fs';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { createActor, waitFor, type AnyActorRef, type InspectionEvent, type StateValue } from 'xstate';
 import { createActors } from '../actors/index.js';
 import { agentMachine } from '../machines/agent.machine.js';
@@ -21,6 +22,9 @@ import { SecretVault } from '../services/secrets.js';
 import { MAX_TIMER_MS, parseSettings, type Env, type Settings } from '../services/settings.js';
 import { renderTimeline, type TimelineEntry } from '../services/timeline.js';
 import { AGENT_VERSION } from './version.js';
+
+/** `--inspect` alone (bin/inspector.ts imports too much to load for this constant). */
+const DEFAULT_INSPECT_PORT = 8080;
 
 const HELP = `runs-fleet-agent ${AGENT_VERSION} — one GitHub Actions job on one EC2 instance, then terminate.
 
@@ -58,7 +62,9 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       io.out(HELP);
       return 0;
     case 'diagram': {
-      const format = optionValue(rest, '--format') ?? 'mermaid';
+      const parsed = parse(rest, { format: { type: 'string', default: 'mermaid' } }, io);
+      if (!parsed) return 2;
+      const format = parsed.format as string;
       if (format !== 'mermaid' && format !== 'dot') {
         io.err(`unknown diagram format "${format}" (use mermaid or dot)\n`);
         return 2;
@@ -70,28 +76,40 @@ export async function main(argv: string[], io: CliIo): Promise<number> {
       return checkConfig(io);
     case 'cache-runner':
       return cacheRunnerCommand(rest, io);
-    case 'run':
-      return run(rest, io);
+    case 'run': {
+      // `--inspect` takes an optional port: parseArgs wants a value, so the bare flag gets the default.
+      const options = parse(rest.map((a) => (a === '--inspect' ? `--inspect=${DEFAULT_INSPECT_PORT}` : a)), { inspect: { type: 'string' } }, io);
+      if (!options) return 2;
+      const inspect = options.inspect as string | undefined;
+      if (inspect !== undefined && !/^\d{1,5}$/.test(inspect)) {
+        io.err(`--inspect takes a port number, not "${inspect}"\n`);
+        return 2;
+      }
+      return run(inspect === undefined ? undefined : Number(inspect), io);
+    }
     default:
       io.err(`unknown command "${command}"\n\n${HELP}`);
       return 2;
   }
 }
 
-function optionValue(args: string[], name: string): string | undefined {
-  for (let i = 0; i < args.length; i += 1) {
-    const arg = args[i]!;
-    if (arg === name) return args[i + 1];
-    if (arg.startsWith(`${name}=`)) return arg.slice(name.length + 1);
+/** A command's options with node:util's parseArgs (strict: an unknown option is an error, exit 2). */
+function parse(args: string[], options: ParseArgsConfig['options'], io: CliIo): Record<string, string | boolean | undefined> | undefined {
+  try {
+    return parseArgs({ args, options, strict: true, allowPositionals: false }).values as Record<string, string | boolean | undefined>;
+  } catch (error) {
+    io.err(`${(error as Error).message}\n\n${HELP}`);
+    return undefined;
   }
-  return undefined;
 }
 
 /** The operator's cache filler (services/cache-runner.ts): RUNS_FLEET_CONFIG_BUCKET, AWS_REGION, the GitHub API. */
 async function cacheRunnerCommand(args: string[], io: CliIo): Promise<number> {
+  const options = parse(args, { version: { type: 'string' }, arch: { type: 'string', default: 'x64,arm64' } }, io);
+  if (!options) return 2;
   const { settings, errors } = parseSettings(io.env);
-  const version = optionValue(args, '--version') ?? settings.runnerVersion;
-  const arches = (optionValue(args, '--arch') ?? 'x64,arm64').split(',').map((a) => a.trim());
+  const version = (options.version as string | undefined) ?? settings.runnerVersion;
+  const arches = (options.arch as string).split(',').map((a) => a.trim());
   const bad = arches.filter((a) => a !== 'x64' && a !== 'arm64');
   if (errors.length > 0 || !settings.configBucket || bad.length > 0) {
     for (const error of errors) io.err(`error: ${error}\n`);
@@ -135,7 +153,7 @@ function hardDeadlineMs(settings: Settings): number {
 /** Runner lines are not echoed to stdout while more than this is waiting to be written. */
 const ECHO_BACKLOG_BYTES = 1024 * 1024;
 
-async function run(args: string[], io: CliIo): Promise<number> {
+async function run(inspectPort: number | undefined, io: CliIo): Promise<number> {
   const vault = new SecretVault();
   const sink: { current?: LogSink } = {};
   const logger = createLogger({ vault, sink, write: io.out });
@@ -162,12 +180,10 @@ async function run(args: string[], io: CliIo): Promise<number> {
   }, hardDeadlineMs(settings));
 
   let inspector: { stop(): Promise<void> } | undefined;
-  const inspectArg = args.find((a) => a === '--inspect' || a.startsWith('--inspect='));
   let inspect: ((event: InspectionEvent) => void) | undefined;
-  if (inspectArg) {
+  if (inspectPort !== undefined) {
     const { startInspector } = await import('./inspector.js');
-    const port = inspectArg.includes('=') ? Number(inspectArg.split('=')[1]) : undefined;
-    const started = await startInspector({ port, logger, announce: io.err, secret: (name, value) => vault.set(name, value) });
+    const started = await startInspector({ port: inspectPort, logger, announce: io.err, secret: (name, value) => vault.set(name, value) });
     inspector = started;
     inspect = (event) => started.inspect.next?.(event);
   }
