@@ -54,6 +54,16 @@ export type PreparedTelemetry =
   | { ok: false; error: string };
 
 const DECIMAL_ID = /^\d{1,19}$/;
+/** The fields that carry text from outside the agent's own ids and enums: the only ones redacted. */
+const FREE_TEXT_FIELDS = ['error', 'github', 'job_result', 'tool_cache_misses', 'build_cache_interception'] as const;
+
+/**
+ * JSON.stringify leaves U+FFFE and U+FFFF raw, and SQS refuses a body holding them
+ * (InvalidMessageContents, not retried): escaped, they decode to the same string.
+ */
+export function sqsSafeJson(value: unknown): string {
+  return JSON.stringify(value).replace(/[\ufffe\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16)}`);
+}
 const cut = (value: unknown, max: number): string | undefined =>
   typeof value === 'string' && value !== '' ? truncateText(value, max - 40) : undefined;
 const whole = (value: unknown): number | undefined => (typeof value === 'number' && Number.isFinite(value) ? Math.max(0, Math.trunc(value)) : undefined);
@@ -135,8 +145,11 @@ export function prepareTelemetry(message: TelemetryMessage | TelemetryBody, vaul
         : value !== null && typeof value === 'object'
           ? Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactAll(v)]))
           : value;
-  // Redact first, then cut: a secret cut in two by the truncation would escape redaction.
-  const redacted = redactAll(message) as Record<string, unknown>;
+  // Redact first, then cut: a secret cut in two by the truncation would escape redaction. Only the
+  // free text is redacted: the job can add masks (`::add-mask::`), and a mask must never turn the
+  // instance id, the job id or the status into `***` (the orchestrator would drop the message).
+  const redacted: Record<string, unknown> = { ...message };
+  for (const key of FREE_TEXT_FIELDS) if (redacted[key] !== undefined) redacted[key] = redactAll(redacted[key]);
   if (typeof redacted.instance_id !== 'string' || redacted.instance_id === '') {
     return { ok: false, error: 'invalid telemetry message: no instance_id (the orchestrator cannot place it)' };
   }
@@ -150,12 +163,12 @@ export function prepareTelemetry(message: TelemetryMessage | TelemetryBody, vaul
     if (!parsed.success) parsed = telemetryMessageSchema.safeParse(minimalMessage(redacted, redact(repaired), nowIso));
     if (!parsed.success) return { ok: false, error: `invalid telemetry message: ${redact(repaired)}` };
   }
-  let body = JSON.stringify(parsed.data);
+  let body = sqsSafeJson(parsed.data);
   if (Buffer.byteLength(body) > MAX_BODY_BYTES) {
     const rebuilt = telemetryMessageSchema.safeParse(minimalMessage(redacted, 'too large', nowIso));
     if (!rebuilt.success) return { ok: false, error: `telemetry message too large: ${Buffer.byteLength(body)} bytes (limit ${MAX_BODY_BYTES})` };
     parsed = rebuilt;
-    body = JSON.stringify(parsed.data);
+    body = sqsSafeJson(parsed.data);
     repaired = `${repaired ? `${repaired}; ` : ''}too large`;
   }
   return { ok: true, message: parsed.data!, body, ...(repaired ? { repaired: redact(repaired) } : {}) };

@@ -278,3 +278,24 @@ describe('sendTelemetry', () => {
     expect(regions).toEqual(['eu-west-1']);
   });
 });
+
+describe('what the job can shape cannot stop the report', () => {
+  it('a mask the job added (::add-mask::) redacts free text only, never the ids or the status', () => {
+    const vault = new SecretVault();
+    vault.set('mask-1', '4567890'); // part of the instance id
+    vault.set('mask-2', 'success');
+    vault.set('mask-3', '424242');
+    const prepared = prepareTelemetry(message({ instance_id: 'i-0123456789abcdef0', job_id: '4242420', error: 'x 4567890 y' }), vault);
+    expect(prepared.ok).toBe(true);
+    if (!prepared.ok) return;
+    expect(prepared.message).toMatchObject({ instance_id: 'i-0123456789abcdef0', job_id: '4242420', status: 'success', error: 'x *** y' });
+  });
+
+  it('U+FFFE/U+FFFF (which SQS refuses) leave the agent escaped; the orchestrator reads the same text', () => {
+    const prepared = prepareTelemetry({ ...message(), github: { workflow: 'w\uffff' }, tool_cache_misses: ['x/1/y\ufffe'] });
+    expect(prepared.ok).toBe(true);
+    if (!prepared.ok) return;
+    expect(prepared.body).not.toMatch(/[\ufffe\uffff]/);
+    expect(JSON.parse(prepared.body).github.workflow).toBe('w\uffff');
+  });
+});
