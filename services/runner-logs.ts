@@ -14,7 +14,7 @@
  */
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { constants } from 'node:fs';
-import { open, readdir } from 'node:fs/promises';
+import { lstat, open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -26,6 +26,10 @@ import { pinnedPath, withRegularFile } from './safe-fs.js';
 
 export const DEFAULT_RUNNER_LOGS_PREFIX = 'runner-logs/';
 export const RUNNER_LOG_MAX_FILE_BYTES = 128 * 1024 * 1024;
+/** A runner writes a handful of logs per job: the newest this many are uploaded (a job could make thousands). */
+export const RUNNER_LOG_MAX_FILES = 50;
+/** Logs last written this long before the agent started are not this job's (a runner dir baked into the AMI). */
+const SINCE_SLACK_MS = 5 * 60_000;
 const UNKNOWN_JOB = 'unknown-job';
 
 export interface RunnerLogsTarget {
@@ -68,9 +72,16 @@ export async function uploadRunnerLogs(options: UploadRunnerLogsOptions): Promis
   }
   try {
     const base = pinnedPath(dir, diag);
-    const names = (await readdir(base)).filter((n) => /^(Worker|Runner)_.*\.log$/.test(n));
+    const since = Date.now() - process.uptime() * 1000 - SINCE_SLACK_MS;
+    const candidates: { name: string; mtimeMs: number }[] = [];
+    for (const name of (await readdir(base)).filter((n) => /^(Worker|Runner)_.*\.log$/.test(n))) {
+      const st = await lstat(join(base, name)).catch(() => undefined);
+      if (st?.isFile() && st.mtimeMs >= since) candidates.push({ name, mtimeMs: st.mtimeMs });
+    }
+    const newest = candidates.sort((a, b) => b.mtimeMs - a.mtimeMs).slice(0, RUNNER_LOG_MAX_FILES);
+    if (candidates.length > newest.length) log?.warn({ files: candidates.length, uploaded: newest.length }, 'more runner logs than expected: only the newest are uploaded');
     // The orchestrator's order: Worker_* then Runner_*.
-    names.sort((a, b) => Number(a.startsWith('Runner_')) - Number(b.startsWith('Runner_')) || (a < b ? -1 : 1));
+    const names = newest.map((c) => c.name).sort((a, b) => Number(a.startsWith('Runner_')) - Number(b.startsWith('Runner_')) || (a < b ? -1 : 1));
     if (names.length === 0) return 'skipped';
     const counts: Record<FileOutcome, number> = { uploaded: 0, skipped: 0, failed: 0 };
     for (const name of names) {

@@ -6,12 +6,12 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, mkdtemp, readFile, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { readBuildCacheOutcome, writeBuildkitCacheEnv } from '../services/buildkit-cache.js';
-import { runnerLogKey, uploadRunnerLogs } from '../services/runner-logs.js';
+import { RUNNER_LOG_MAX_FILES, runnerLogKey, uploadRunnerLogs } from '../services/runner-logs.js';
 import { snapshotToolCache, toolCacheMisses } from '../services/tool-cache.js';
 
 let dir: string;
@@ -49,15 +49,35 @@ describe('runner logs to S3', () => {
     expect(gunzipSync(puts[1]!.Body as Buffer).toString()).toBe('runner line\n');
   });
 
-  it('a link the job planted is never followed (nothing but the runner’s own logs leaves); an oversized log is skipped', async () => {
+  it('a link the job planted (symbolic or hard) is never followed: nothing but the runner’s own logs leaves; an oversized log is skipped', async () => {
     await mkdir(join(dir, '_diag'));
     await writeFile(join(dir, 'secret.txt'), 'root-only secret');
     await symlink(join(dir, 'secret.txt'), join(dir, '_diag', 'Runner_evil.log'));
+    await link(join(dir, 'secret.txt'), join(dir, '_diag', 'Runner_hard.log')); // a hard link: O_NOFOLLOW does not see it
     await writeFile(join(dir, '_diag', 'Worker_big.log'), 'x'.repeat(2_000));
     await writeFile(join(dir, '_diag', 'Runner_ok.log'), 'fine\n');
     expect(await upload({ maxFileBytes: 1_000 })).toBe('partial');
     const bodies = s3.commandCalls(PutObjectCommand).map((c) => gunzipSync(c.args[0].input.Body as Buffer).toString());
     expect(bodies).toEqual(['fine\n']);
+  });
+
+  it('uploads at most the 50 newest logs, none from before the agent started', async () => {
+    await mkdir(join(dir, '_diag'));
+    const now = Date.now() / 1000;
+    for (let i = 0; i < 60; i++) {
+      const file = join(dir, '_diag', `Worker_${String(i).padStart(2, '0')}.log`);
+      await writeFile(file, `${i}\n`);
+      await utimes(file, now - 60 + i, now - 60 + i); // Worker_59 the newest
+    }
+    const stale = join(dir, '_diag', 'Runner_baked.log');
+    await writeFile(stale, 'from the AMI build\n');
+    await utimes(stale, now - 30 * 86_400, now - 30 * 86_400);
+    expect(await upload()).toBe('uploaded');
+    const keys = s3.commandCalls(PutObjectCommand).map((c) => c.args[0].input.Key!.split('/').at(-1));
+    expect(keys).toHaveLength(RUNNER_LOG_MAX_FILES);
+    expect(keys[0]).toBe('Worker_10.log.gz');
+    expect(keys.at(-1)).toBe('Worker_59.log.gz');
+    expect(keys).not.toContain('Runner_baked.log.gz');
   });
 
   it('no _diag or no logs: skipped; a failing S3: failed; no time left: failed', async () => {
