@@ -8,9 +8,18 @@
 import { fromPromise } from 'xstate';
 import type { IsolateJobInput } from '../machines/actor-contracts.js';
 import { RegistrationError } from '../services/errors.js';
-import { blockForUid, imdsTargets, type FirewallDeps } from '../services/imds-firewall.js';
+import { execa } from 'execa';
+import { blockForUid, imdsTargets, probeBlocked, type FirewallDeps } from '../services/imds-firewall.js';
 import type { Logger } from '../services/logger.js';
 import { resolveRunnerUser, type RunnerUserDeps } from '../services/runner-user.js';
+
+/** Groups whose members are root in all but name. */
+const ROOT_EQUIVALENT_GROUPS = ['docker', 'sudo', 'wheel', 'admin', 'lxd', 'libvirt'];
+
+async function supplementaryGroups(user: string): Promise<string[]> {
+  const result = await execa('id', ['-Gn', user], { reject: false, timeout: 5_000, cleanup: false });
+  return result.exitCode === 0 ? String(result.stdout).trim().split(/\s+/) : [];
+}
 
 export interface IsolateJobDeps {
   logger: Logger;
@@ -35,6 +44,17 @@ export function isolateJob(deps: IsolateJobDeps) {
     try {
       const targets = await imdsTargets(endpoint);
       const mechanism = await blockForUid(user.uid, targets, deps.firewall);
+      await probeBlocked(user, targets, deps.firewall);
+      const groups = await supplementaryGroups(user.name);
+      const rootEquivalent = groups.filter((g) => ROOT_EQUIVALENT_GROUPS.includes(g));
+      if (rootEquivalent.length > 0) {
+        // docker: `docker run --network host` is uid 0 in the host's network, which no owner match stops —
+        // and `-v /:/host` is root outright. Nothing of the job's isolation holds for such a runner user.
+        deps.logger.error(
+          { user: user.name, groups: rootEquivalent },
+          `the runner user is in ${rootEquivalent.join(', ')}: the job is effectively root and can reach IMDS through it; use rootless Docker, or accept the instance role being reachable`,
+        );
+      }
       deps.logger.info({ uid: user.uid, mechanism, targets: targets.map((t) => `${t.address}${t.port ? `:${t.port}` : ''}`) }, 'the job cannot reach the instance metadata service');
       return { imds: 'blocked', mechanism };
     } catch (error) {

@@ -22,6 +22,7 @@ import { isIP } from 'node:net';
 
 export const NFT_TABLE = 'runs_fleet_agent';
 export const NFT_CHAIN = 'job_imds';
+export const NFT_FORWARD_CHAIN = 'job_imds_forward';
 
 export interface BlockTarget {
   address: string;
@@ -81,7 +82,16 @@ export async function blockForUid(uid: number, targets: BlockTarget[], deps: Fir
   const failures: string[] = [];
   const nft = await deps.run('nft', ['--version']).catch(() => undefined);
   if (nft && nft.exitCode === 0) {
-    const setup = `add table inet ${NFT_TABLE}\nadd chain inet ${NFT_TABLE} ${NFT_CHAIN} { type filter hook output priority 0 ; policy accept ; }\n`;
+    // Also a forward hook: nothing forwarded (a bridged container) reaches the real IMDS either.
+    const setup = [
+      `add table inet ${NFT_TABLE}`,
+      `add chain inet ${NFT_TABLE} ${NFT_CHAIN} { type filter hook output priority 0 ; policy accept ; }`,
+      `add chain inet ${NFT_TABLE} ${NFT_FORWARD_CHAIN} { type filter hook forward priority 0 ; policy accept ; }`,
+      `flush chain inet ${NFT_TABLE} ${NFT_FORWARD_CHAIN}`,
+      `add rule inet ${NFT_TABLE} ${NFT_FORWARD_CHAIN} ip daddr 169.254.169.254 counter drop`,
+      `add rule inet ${NFT_TABLE} ${NFT_FORWARD_CHAIN} ip6 daddr fd00:ec2::254 counter drop`,
+      '',
+    ].join('\n');
     const created = await deps.run('nft', ['-f', '-'], setup);
     if (created.exitCode === 0) {
       const listed = await deps.run('nft', ['list', 'chain', 'inet', NFT_TABLE, NFT_CHAIN]);
@@ -96,10 +106,11 @@ export async function blockForUid(uid: number, targets: BlockTarget[], deps: Fir
   for (const family of [4, 6] as const) {
     const tool = family === 4 ? 'iptables' : 'ip6tables';
     for (const t of targets.filter((x) => x.family === family)) {
-      const spec = ['OUTPUT', '-m', 'owner', '--uid-owner', String(uid), '-d', t.address, ...(t.port ? ['-p', 'tcp', '--dport', String(t.port)] : []), '-j', 'REJECT', ...(t.port ? ['--reject-with', 'tcp-reset'] : [])];
-      const check = await deps.run(tool, ['-C', ...spec]).catch(() => undefined);
+      const rule = ['-m', 'owner', '--uid-owner', String(uid), '-d', t.address, ...(t.port ? ['-p', 'tcp', '--dport', String(t.port)] : []), '-j', 'REJECT', ...(t.port ? ['--reject-with', 'tcp-reset'] : [])];
+      const check = await deps.run(tool, ['-C', 'OUTPUT', ...rule]).catch(() => undefined);
       if (check?.exitCode === 0) continue;
-      const add = await deps.run(tool, ['-A', ...spec]).catch(() => undefined);
+      // First in the chain: an ACCEPT a hardened baseline put earlier must not win over it.
+      const add = await deps.run(tool, ['-I', 'OUTPUT', '1', ...rule]).catch(() => undefined);
       if (add?.exitCode !== 0) {
         // IPv6 may be off entirely on the instance: then there is nothing to reach either.
         if (family === 6 && add?.stderr && /not supported|can't initialize|Address family not supported/i.test(add.stderr)) continue;
@@ -109,4 +120,29 @@ export async function blockForUid(uid: number, targets: BlockTarget[], deps: Fir
     }
   }
   return 'iptables';
+}
+
+export interface ProbeUser {
+  uid: number;
+  gid: number;
+  setpriv?: string;
+}
+
+/**
+ * Check, as the runner user, that the block holds: a TCP connection to each target (the real
+ * IMDS on port 80) must fail. Connected = the block does not hold (another rule accepted it
+ * first, a firewall the agent does not know): throws, and the job does not run.
+ */
+export async function probeBlocked(user: ProbeUser, targets: BlockTarget[], deps: FirewallDeps = realDeps): Promise<void> {
+  if (!user.setpriv) return; // no way to act as the runner here; the rules stand alone
+  for (const t of targets) {
+    const host = t.family === 6 ? t.address : t.address;
+    const port = t.port ?? 80;
+    const result = await deps
+      .run(user.setpriv, ['--reuid', String(user.uid), '--regid', String(user.gid), '--clear-groups', '--', 'timeout', '3', 'bash', '-c', `exec 3<>/dev/tcp/${host}/${port}`])
+      .catch(() => undefined);
+    if (result?.exitCode === 0) {
+      throw new Error(`the runner user still reaches ${t.address}:${port} after the firewall rules were set: another rule lets it through`);
+    }
+  }
 }

@@ -9,9 +9,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 
 const SCRIPT = [
-  // One session id per line: config.sh's, run.sh's.
-  'sids=',
-  'while read -r line; do sids="$sids $line"; done',
+  // One line each: a session id (config.sh's, run.sh's) or a job cgroup's path.
+  'sids= cgs=',
+  'while read -r line; do case "$line" in /*) cgs="$cgs $line" ;; *) sids="$sids $line" ;; esac; done',
+  // The job cgroup first: everything of the job is in it, however it detached.
+  'for cg in $cgs; do if [ -e "$cg/cgroup.kill" ]; then echo 1 > "$cg/cgroup.kill"; else for p in $(cat "$cg/cgroup.procs" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done; fi; done',
   // Every process of those sessions (the listener has its own process group, not its own session).
   'for sid in $sids; do for i in 1 2 3; do pkill -KILL -s "$sid" 2>/dev/null || break; sleep 0.2; done; done',
 ].join('\n');

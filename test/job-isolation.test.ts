@@ -7,8 +7,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { blockForUid, imdsTargets, type FirewallDeps } from '../services/imds-firewall.js';
+import { blockForUid, imdsTargets, probeBlocked, type FirewallDeps } from '../services/imds-firewall.js';
 import { JobCgroup, killProcessesOfUid, processesOfUid } from '../services/job-cgroup.js';
+import { RunnerReaper } from '../services/runner-reaper.js';
 
 /** A fake command runner: which tools exist, and what they were asked. */
 function fakeFirewall(tools: Record<string, (args: string[], input?: string) => { exitCode: number; stdout?: string; stderr?: string }>) {
@@ -49,9 +50,10 @@ describe('keeping the job off IMDS', () => {
     expect(calls.join('\n')).toContain('meta skuid 1001 ip daddr 169.254.169.254 counter reject');
     expect(calls.join('\n')).toContain('meta skuid 1001 ip6 daddr fd00:ec2::254 counter reject');
     expect(calls.join('\n')).toContain('meta skuid 1001 ip daddr 127.0.0.1 tcp dport 8123 counter reject with tcp reset');
-    const before = calls.filter((c) => c.includes('add rule')).length;
+    expect(calls.join('\n')).toContain('add rule inet runs_fleet_agent job_imds_forward ip daddr 169.254.169.254 counter drop'); // bridged containers
+    const before = calls.filter((c) => c.includes('meta skuid')).length;
     await blockForUid(1001, targets, deps);
-    expect(calls.filter((c) => c.includes('add rule')).length).toBe(before); // idempotent
+    expect(calls.filter((c) => c.includes('meta skuid')).length).toBe(before); // idempotent
   });
 
   it('no nft: iptables and ip6tables owner matches; neither: an error naming both, so the job does not run', async () => {
@@ -60,12 +62,22 @@ describe('keeping the job off IMDS', () => {
     const withIptables = fakeFirewall({ iptables, ip6tables: iptables });
     expect(await blockForUid(1001, await imdsTargets(undefined), withIptables.deps)).toBe('iptables');
     expect(added).toEqual([
-      '-A OUTPUT -m owner --uid-owner 1001 -d 169.254.169.254 -j REJECT',
-      '-A OUTPUT -m owner --uid-owner 1001 -d fd00:ec2::254 -j REJECT',
+      '-I OUTPUT 1 -m owner --uid-owner 1001 -d 169.254.169.254 -j REJECT',
+      '-I OUTPUT 1 -m owner --uid-owner 1001 -d fd00:ec2::254 -j REJECT',
     ]);
     const nothing = fakeFirewall({});
     await expect(blockForUid(1001, await imdsTargets(undefined), nothing.deps)).rejects.toThrow(/cannot keep the job off the instance metadata service: nft: not installed; iptables: not installed/);
     await expect(blockForUid(0, [], nothing.deps)).rejects.toThrow(/only an unprivileged runner user/);
+  });
+
+  it('a block that does not hold (the runner still connects) stops the job', async () => {
+    const connects = fakeFirewall({ '/usr/bin/setpriv': () => ({ exitCode: 0 }) });
+    await expect(probeBlocked({ uid: 1001, gid: 1001, setpriv: '/usr/bin/setpriv' }, [{ address: '169.254.169.254', family: 4 }], connects.deps)).rejects.toThrow(
+      /still reaches 169\.254\.169\.254:80/,
+    );
+    const refused = fakeFirewall({ '/usr/bin/setpriv': () => ({ exitCode: 1 }) });
+    await expect(probeBlocked({ uid: 1001, gid: 1001, setpriv: '/usr/bin/setpriv' }, [{ address: '169.254.169.254', family: 4 }], refused.deps)).resolves.toBeUndefined();
+    expect(refused.calls[0]).toContain('--reuid 1001 --regid 1001 --clear-groups -- timeout 3 bash -c exec 3<>/dev/tcp/169.254.169.254/80');
   });
 });
 
@@ -94,6 +106,26 @@ describe('the job cgroup', () => {
     expect(members.length).toBe(2); // the sleep and the escaped setsid sleep
     expect(cgroup!.killAll()).toBe(2);
     for (let i = 0; i < 50 && cgroup!.pids().length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(cgroup!.pids()).toEqual([]);
+    cgroup!.remove();
+  });
+
+  it('the reaper companion kills the job cgroup whole when the agent\'s end of its pipe closes', async () => {
+    if (process.getuid?.() !== 0) throw new Error('this test needs root to make a cgroup');
+    const cgroup = JobCgroup.open(`rfa-reap-${process.pid}`);
+    expect(cgroup).toBeDefined();
+    const procs = join(cgroup!.dir, 'cgroup.procs');
+    const child = spawn('/bin/sh', ['-c', 'echo $$ > "$0" && exec bash -c "setsid sleep 300 & exec sleep 300"', procs], { detached: true, stdio: 'ignore' });
+    children.push(child.pid!);
+    for (let i = 0; i < 50 && cgroup!.pids().length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(cgroup!.pids()).toHaveLength(2);
+    const reaper = new RunnerReaper();
+    reaper.start();
+    reaper.watchCgroup(cgroup!.dir);
+    reaper.watchCgroup('relative/path'); // ignored: only absolute cgroup paths are written
+    // What the kernel does when the agent dies: the write end closes, the companion reads EOF.
+    reaper.stop();
+    for (let i = 0; i < 100 && cgroup!.pids().length > 0; i++) await new Promise((r) => setTimeout(r, 20));
     expect(cgroup!.pids()).toEqual([]);
     cgroup!.remove();
   });
