@@ -68,7 +68,7 @@ export async function readBuildCacheOutcome(outcomeFile: string | undefined): Pr
   try {
     handle = await open(outcomeFile, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     const st = await handle.stat();
-    if (!st.isFile()) return 'disabled';
+    if (!st.isFile() || st.nlink !== 1) return 'disabled';
     const start = Math.max(0, st.size - MAX_OUTCOME_BYTES);
     const buf = Buffer.alloc(st.size - start);
     await handle.read(buf, 0, buf.length, start);

@@ -11,7 +11,8 @@
  * dead (the runner's cgroup was killed when draining ended).
  */
 import { execa } from 'execa';
-import { rm } from 'node:fs/promises';
+import { readdir, rm, rmdir } from 'node:fs/promises';
+import { killProcessesOfUid } from './job-cgroup.js';
 import { join } from 'node:path';
 import { JOB_SUBDIR } from './job-hooks.js';
 import { commandAs, type RunnerUser } from './runner-user.js';
@@ -32,21 +33,36 @@ const AS_RUNNER = 'rm -rf --one-file-system -- "$@"; s=$?; find "$0" -xdev -mind
 export async function cleanupRunner(runnerDir: string, stateDir: string, user?: RunnerUser): Promise<string[]> {
   const errors: string[] = [];
   const jobOwned = jobOwnedPaths(runnerDir, stateDir);
-  if (user?.switchUser) {
-    const command = commandAs(user, '/bin/sh', ['-c', AS_RUNNER, join(stateDir, JOB_SUBDIR), ...jobOwned.slice(0, -1)]);
-    const result = await execa(command.file, command.args, {
-      uid: command.uid,
-      gid: command.gid,
-      env: { PATH: '/usr/bin:/bin' },
-      stdin: 'ignore',
-      reject: false,
-      timeout: 60_000,
-      cleanup: false,
-    });
-    if (result.exitCode !== 0) errors.push(`rm as ${user.name} exited ${result.exitCode}: ${String(result.stderr ?? '').trim().slice(0, 500)}`);
+  if (!user?.switchUser) {
+    // The agent is the runner user (local use): same privilege, nothing to separate.
+    await removeAll([...jobOwned, stateDir], errors);
+    return errors;
   }
-  // As root: what is left (the agent's own files; the job's paths when the agent is the runner user itself).
-  const targets = [...jobOwned, stateDir];
+  // Nothing of the runner may still run (a root daemon may have started one since draining).
+  killProcessesOfUid(user.uid);
+  const command = commandAs(user, '/bin/sh', ['-c', AS_RUNNER, join(stateDir, JOB_SUBDIR), ...jobOwned.slice(0, -1)]);
+  const result = await execa(command.file, command.args, {
+    uid: command.uid,
+    gid: command.gid,
+    env: { PATH: '/usr/bin:/bin' },
+    stdin: 'ignore',
+    reject: false,
+    timeout: 60_000,
+    cleanup: false,
+  });
+  if (result.exitCode !== 0) errors.push(`rm as ${user.name} exited ${result.exitCode}: ${String(result.stderr ?? '').trim().slice(0, 500)}`);
+  // As root, never into a tree the runner owned: the hooks' job dir only if the runner emptied it,
+  // then the state dir's own (root's) entries.
+  await rmdir(join(stateDir, JOB_SUBDIR)).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ENOENT') errors.push(`${join(stateDir, JOB_SUBDIR)}: ${error.message} (left in place)`);
+  });
+  const rest = (await readdir(stateDir).catch(() => [] as string[])).filter((name) => name !== JOB_SUBDIR).map((name) => join(stateDir, name));
+  await removeAll(rest, errors);
+  await rmdir(stateDir).catch(() => undefined);
+  return errors;
+}
+
+async function removeAll(targets: string[], errors: string[]): Promise<void> {
   await Promise.all(
     targets.map(async (target) => {
       try {
@@ -56,5 +72,4 @@ export async function cleanupRunner(runnerDir: string, stateDir: string, user?: 
       }
     }),
   );
-  return errors;
 }

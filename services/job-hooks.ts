@@ -162,7 +162,7 @@ async function readSmallRegularFile(path: string): Promise<string | undefined> {
   try {
     handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     const st = await handle.stat();
-    if (!st.isFile() || st.size > MAX_IDENTITY_BYTES) return undefined;
+    if (!st.isFile() || st.nlink !== 1 || st.size > MAX_IDENTITY_BYTES) return undefined;
     return await handle.readFile('utf8');
   } catch {
     return undefined;

@@ -177,7 +177,6 @@ class RunnerProcess {
   private resolveDone!: () => void;
   private readonly done = new Promise<void>((r) => (this.resolveDone = r));
   private cgroup: JobCgroup | undefined;
-  private enteredBeforeExec = false;
   private runnerUid: number | undefined;
   private readonly onAgentExit = () => {
     if (this.pid !== undefined) this.killEverything();
@@ -243,7 +242,6 @@ class RunnerProcess {
     if (user.switchUser && !this.cgroup) this.log.warn('no cgroup v2 to hold the runner: leftovers are found by uid instead');
 
     const command = enterCgroupFirst(commandAs(user, runSh, []), this.cgroup);
-    this.enteredBeforeExec = command.inCgroup;
     const subprocess = execa(command.file, command.args, {
       cwd: runner.dir,
       env,
@@ -432,7 +430,9 @@ class RunnerProcess {
     if (this.cgroup) {
       for (let round = 0; round < 10 && this.cgroup.pids().length > 0; round++) killed += this.cgroup.killAll();
     }
-    if (this.runnerUid !== undefined && (!this.cgroup || !this.enteredBeforeExec)) killed += killProcessesOfUid(this.runnerUid);
+    // And every process of the runner's uid: what left the cgroup through a root daemon (cron, at,
+    // an ssh login with a planted key) runs elsewhere, but still as the runner.
+    if (this.runnerUid !== undefined) killed += killProcessesOfUid(this.runnerUid);
     return killed;
   }
 

@@ -26,7 +26,8 @@ export async function withRegularFile<T>(path: string, use: (handle: FileHandle,
   }
   try {
     const stat = await handle.stat();
-    return stat.isFile() ? await use(handle, stat.size) : undefined;
+    // A hard link (which O_NOFOLLOW does not stop) could name a root-only file: one name only.
+    return stat.isFile() && stat.nlink === 1 ? await use(handle, stat.size) : undefined;
   } finally {
     await handle.close().catch(() => {});
   }

@@ -18,7 +18,7 @@ import { startFakeImds, type FakeImds } from './fake-imds.js';
 import { buildFakeRunnerTarball, type FakeRunnerOptions } from './fake-runner.js';
 import { MOTO_REGION, startMoto, type Moto } from './moto.js';
 import { putConfigAsOrchestrator, type OrchestratorConfig, type Rendered } from './orchestrator.js';
-import { ensureUser } from './test-user.js';
+import { ensureUser, WORKER_SUFFIX } from './test-user.js';
 
 export const RUNNER_VERSION = '2.330.0';
 export const JIT_SECRET = 'eyJmYWtlIjoiaml0LWNvbmZpZy1zZWNyZXQtdmFsdWUifQ==';
@@ -28,7 +28,7 @@ export const RUN_ID = '9876543210';
 export const JOB_ID = '1234567';
 export const AGENT_BUNDLE = resolve('dist/runs-fleet-agent.cjs');
 /** Non-root user the runner runs as when the tests run as root. */
-export const TEST_RUNNER_USER = 'rfa-runner';
+export const TEST_RUNNER_USER = `rfa-runner${WORKER_SUFFIX}`;
 
 export interface AgentRun {
   exitCode: number | null;

@@ -4,7 +4,12 @@
  */
 import { spawnSync } from 'node:child_process';
 
-export const TEST_USER = 'rfa-test-runner';
+/**
+ * One user per jest worker: the agent kills every process of the runner's uid when a job ends
+ * (what escaped its cgroup through a root daemon), so two workers must never share a runner user.
+ */
+export const WORKER_SUFFIX = process.env.JEST_WORKER_ID ? `-${process.env.JEST_WORKER_ID}` : '';
+export const TEST_USER = `rfa-test-runner${WORKER_SUFFIX}`;
 
 export interface TestUser {
   name: string;
