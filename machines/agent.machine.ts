@@ -89,6 +89,8 @@ export const agentMachine = setup({
     terminateDisabled: ({ context }) => !context.settings.terminate,
     /** Without an instance id there is nothing to terminate: exit non-zero so systemd powers off. */
     identityUnknown: ({ context }) => context.identity === undefined,
+    /** A stop (SIGTERM, the deadline, max runtime) came while a poll was reading. */
+    standbyStopRequested: ({ context }) => context.standbyEnd !== undefined,
     /** The config was written but cannot be used (not JSON, no credential, a bad field): report it. */
     configUnusable: ({ event }) => configErrorKind(event) === 'unusable',
     /** The prefetch got the runner while the agent waited. */
@@ -241,6 +243,14 @@ export const agentMachine = setup({
     endStandby: assign(({ context }, params: { reason: StandbyEndReason }) => ({
       standbyEnd: context.standbyEnd ?? { reason: params.reason, atMs: context.now() },
     })),
+    /** The standby's stop, once its poll found a config after all: a stop like any other, reported. */
+    reportStandbyStop: assign(({ context }) => {
+      const end = context.standbyEnd;
+      if (!end || end.reason === 'panic') return { standbyEnd: undefined };
+      const reason = end.reason === 'sigterm' ? ('sigterm' as const) : ('timeout' as const);
+      const detail = end.reason === 'sigterm' ? 'agent received SIGTERM while reading the runner config' : end.reason === 'deadline' ? 'the standby deadline passed while reading the runner config' : `max runtime of ${context.settings.maxRuntimeMs / 60_000} minutes reached`;
+      return { standbyEnd: undefined, stop: context.stop ?? { reason, atMs: end.atMs, detail } };
+    }),
     markRunnerSpawned: assign(({ context }) => ({ runnerSpawnedAtMs: context.runnerSpawnedAtMs ?? context.now() })),
     markJobListening: assign(({ context }) => ({ job: { ...context.job, listening: true } })),
     markJobStarted: assign(({ context, event }) =>
@@ -347,13 +357,6 @@ export const agentMachine = setup({
           description:
             'Poll SSM until the orchestrator writes the config (after launch, or when a warm-pool spare is assigned); download the runner meanwhile.',
           entry: ['startPrefetch', log(({ context }) => `standby: waiting for the runner config (deadline in ${Math.round(context.settings.standbyDeadlineMs / 1000)} s from start)`)],
-          after: {
-            standbyDeadline: {
-              target: '#agent.standbyEnded',
-              actions: { type: 'endStandby', params: { reason: 'deadline' } },
-              description: 'No config by the standby deadline: exit 0, nothing reported.',
-            },
-          },
           initial: 'polling',
           states: {
             polling: {
@@ -361,8 +364,17 @@ export const agentMachine = setup({
               invoke: {
                 src: 'readRunnerConfig',
                 input: ({ context }) => ({ settings: context.settings, identity: context.identity! }),
-                onDone: { target: '#agent.booting.validated', actions: 'recordConfig' },
+                onDone: [
+                  {
+                    guard: 'standbyStopRequested',
+                    target: '#agent.reporting',
+                    actions: ['recordConfig', 'reportStandbyStop'],
+                    description: 'The stop came while this poll read (and deleted) the config: report it, so the job is requeued.',
+                  },
+                  { target: '#agent.booting.validated', actions: 'recordConfig' },
+                ],
                 onError: [
+                  { guard: 'standbyStopRequested', target: '#agent.standbyEnded', description: 'Stopped, and no config came.' },
                   {
                     guard: 'configUnusable',
                     target: '#agent.reporting',
@@ -372,10 +384,24 @@ export const agentMachine = setup({
                   { target: 'waiting', actions: 'notePollFailure', description: 'Not there yet, or SSM failed: poll again.' },
                 ],
               },
+              // A stop during a poll lets the poll finish (within its SSM timeouts): it may already have
+              // taken the config out of SSM, and then the job must be reported, not dropped.
+              on: {
+                SIGTERM: { actions: { type: 'endStandby', params: { reason: 'sigterm' } }, description: 'Let the poll finish first.' },
+                TIMEOUT: { actions: { type: 'endStandby', params: { reason: 'max_runtime' } }, description: 'Let the poll finish first.' },
+              },
+              after: { standbyDeadline: { actions: { type: 'endStandby', params: { reason: 'deadline' } }, description: 'Let the poll finish first.' } },
             },
             waiting: {
               description: 'The named poll delay: fast, then slow with jitter, longer while throttled.',
-              after: { standbyPoll: 'polling' },
+              after: {
+                standbyDeadline: {
+                  target: '#agent.standbyEnded',
+                  actions: { type: 'endStandby', params: { reason: 'deadline' } },
+                  description: 'No config by the standby deadline: exit 0, nothing reported.',
+                },
+                standbyPoll: 'polling',
+              },
             },
           },
         },

@@ -21,7 +21,8 @@ describe('state diagram', () => {
     expect(edges).toContain('registering_registeringRunner->registering_preparingJob:onDone registerRunner');
     expect(edges).toContain('registering_preparingJob->running:onDone prepareJob');
     expect(edges).toContain('booting_standby_polling->booting_validated:onDone readRunnerConfig');
-    expect(edges).toContain('booting_standby->standbyEnded:after standbyDeadline');
+    expect(edges).toContain('booting_standby_waiting->standbyEnded:after standbyDeadline');
+    expect(edges).toContain('booting_standby_polling->reporting:onDone readRunnerConfig [standbyStopRequested]'); // a stop during the poll that found a config
     expect(edges).toContain('booting->standbyEnded:SIGTERM');
     expect(edges.filter((e) => e.startsWith('standbyEnded->'))).toEqual([]);
     expect(edges).toContain('running->draining:SIGTERM');

@@ -195,8 +195,8 @@ async function replay(model: Model, path: Step[]) {
       const call = fake.take(invokeSrc.get(id) as never);
       if (done) call.resolve((event as { output?: unknown }).output);
       else call.reject((event as { error?: unknown }).error);
-    } else if (type.startsWith('xstate.after.maxRuntime.')) {
-      // The ceiling counts from agent start, so it can fall due in any state, even one whose own
+    } else if (type.startsWith('xstate.after.maxRuntime.') || type.startsWith('xstate.after.standbyDeadline.')) {
+      // These count from agent start, so they can fall due in any state, even one whose own
       // short deadlines would fire first on a moving clock: deliver the timer's event itself.
       // (test/machine.test.ts checks the real timer on the clock.)
       actor.send(event as never);

@@ -117,6 +117,35 @@ describe('standby: waiting for the runner config', () => {
     expect(agentOutcome(t.ctx())).toMatchObject({ status: 'no_job', standbyEnd: 'sigterm', exitCode: 0, terminationRequested: false });
   });
 
+  it('SIGTERM while a poll reads: the poll finishes; a config it took is reported, not dropped', async () => {
+    const t = start();
+    await settle();
+    expect(t.value()).toEqual({ booting: { standby: 'polling' } });
+    t.fake.watchers.processWatcher!.sendBack!({ type: 'SIGTERM', signal: 'SIGTERM' });
+    await settle();
+    // Still reading: the poll may already have taken the config out of SSM.
+    expect(t.value()).toEqual({ booting: { standby: 'polling' } });
+    t.fake.take('readRunnerConfig').resolve(defaultOutputs().readRunnerConfig);
+    await settle();
+    expect(t.fake.callsOf('registerRunner')).toEqual([]);
+    const final = t.messages().at(-1)!;
+    expect(final).toMatchObject({ status: 'interrupted', job_id: (defaultOutputs().readRunnerConfig as { jobId: string }).jobId });
+    expect(final.error).toMatch(/SIGTERM while reading the runner config/);
+    expect(t.fake.callsOf('terminateInstance')).toHaveLength(1);
+  });
+
+  it('SIGTERM while a poll reads and no config comes: standby ends as if it had been waiting', async () => {
+    const t = start();
+    await settle();
+    t.fake.watchers.processWatcher!.sendBack!({ type: 'SIGTERM', signal: 'SIGTERM' });
+    await settle();
+    t.fake.take('readRunnerConfig').reject(notFound());
+    await settle();
+    expect(t.value()).toBe('standbyEnded');
+    expect(t.messages()).toEqual([]);
+    expect(agentOutcome(t.ctx())).toMatchObject({ standbyEnd: 'sigterm', exitCode: 0, terminationRequested: false });
+  });
+
   it('the standby deadline (from agent start) ends it the same way', async () => {
     const t = start({ RUNS_FLEET_STANDBY_DEADLINE_MINUTES: '0.1' });
     await settle();
