@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { createActor, waitFor, type AnyActorRef, type InspectionEvent, type StateValue } from 'xstate';
 import { createActors } from '../actors/index.js';
-import { agentMachine } from '../machines/agent.machine.js';
+import { agentMachine, unitBudgetWarnings } from '../machines/agent.machine.js';
 import { toDot, toMermaid } from '../machines/diagram.js';
 import { agentOutcome } from '../machines/outcome.js';
 import { createAwsClients } from '../services/aws-clients.js';
@@ -139,7 +139,9 @@ async function cacheRunnerCommand(args: string[], io: CliIo): Promise<number> {
 
 function checkConfig(io: CliIo): number {
   const { settings, errors } = parseSettings(io.env);
-  io.out(`${JSON.stringify({ version: AGENT_VERSION, settings, errors }, null, 2)}\n`);
+  const warnings = unitBudgetWarnings(settings);
+  io.out(`${JSON.stringify({ version: AGENT_VERSION, settings, errors, warnings }, null, 2)}\n`);
+  for (const warning of warnings) io.err(`warning: ${warning}\n`);
   for (const error of errors) io.err(`error: ${error}\n`);
   return errors.length > 0 ? 1 : 0;
 }
@@ -165,6 +167,7 @@ async function run(inspectPort: number | undefined, io: CliIo): Promise<number> 
     warn: (message: string) => logger.warn(message),
   });
   sink.current = shipper;
+  for (const warning of unitBudgetWarnings(settings)) logger.warn(warning);
 
   // A signal's default action must never end the agent before it decided its exit code: the
   // machine's process watcher handles SIGTERM/SIGINT while it runs, and these keep the

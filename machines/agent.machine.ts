@@ -770,6 +770,34 @@ export function worstStopPathMs(settings: Settings): number {
   );
 }
 
+/** What the shipped unit (deploy/systemd/runs-fleet-agent.service) allows; test/systemd-unit.test.ts keeps them in step. */
+export const UNIT_TIMEOUT_STOP_SEC = 300;
+export const UNIT_RUNTIME_MAX_SEC = 380 * 60;
+
+/**
+ * Settings that outgrow the shipped unit: systemd would SIGKILL the agent mid-stop (before it
+ * reported and terminated) or stop it before the max runtime. Not errors (an operator may have
+ * raised the unit's limits with a drop-in); said at start and by check-config.
+ */
+export function unitBudgetWarnings(settings: Settings): string[] {
+  const warnings: string[] = [];
+  const worst = Math.ceil(worstStopPathMs(settings) / 1000);
+  if (worst > UNIT_TIMEOUT_STOP_SEC) {
+    warnings.push(
+      `the worst stop path with these deadlines is ${worst} s, more than the unit's TimeoutStopSec=${UNIT_TIMEOUT_STOP_SEC}: ` +
+        'raise it in a drop-in, or lower RUNS_FLEET_DRAIN_GRACE_SECONDS / RUNS_FLEET_REPORT_TIMEOUT_SECONDS / RUNS_FLEET_LOG_FLUSH_TIMEOUT_SECONDS / RUNS_FLEET_TERMINATE_TIMEOUT_SECONDS',
+    );
+  }
+  const needed = Math.ceil(settings.maxRuntimeMs / 1000) + Math.max(worst, UNIT_TIMEOUT_STOP_SEC);
+  if (needed > UNIT_RUNTIME_MAX_SEC) {
+    warnings.push(
+      `RUNS_FLEET_MAX_RUNTIME_MINUTES=${settings.maxRuntimeMs / 60_000} plus the stop path needs ${needed} s, more than the unit's RuntimeMaxSec=${UNIT_RUNTIME_MAX_SEC}: ` +
+        'systemd would stop the agent before its max runtime; raise RuntimeMaxSec in a drop-in',
+    );
+  }
+  return warnings;
+}
+
 /** Deadline of the last log flush in terminating. */
 export function finalFlushMs(context: AgentContext): number {
   return Math.min(context.settings.logFlushTimeoutMs, FINAL_FLUSH_MS);

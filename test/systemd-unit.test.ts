@@ -4,7 +4,8 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { worstStopPathMs } from '../machines/agent.machine.js';
+import { UNIT_RUNTIME_MAX_SEC, UNIT_TIMEOUT_STOP_SEC, unitBudgetWarnings, worstStopPathMs } from '../machines/agent.machine.js';
+import { main } from '../bin/main.js';
 import { parseSettings } from '../services/settings.js';
 
 const UNIT = 'deploy/systemd/runs-fleet-agent.service';
@@ -43,6 +44,21 @@ describe('systemd unit', () => {
     expect(seconds(setting('RuntimeMaxSec')!)).toBeGreaterThanOrEqual(settings.maxRuntimeMs / 1000 + stop);
     expect(setting('KillMode')).toBe('mixed');
     expect(setting('Delegate')).toBe('yes'); // the agent's job cgroup below the unit's
+  });
+
+  it('settings that outgrow the unit are warned about, at start and by check-config', async () => {
+    expect(seconds(setting('TimeoutStopSec')!)).toBe(UNIT_TIMEOUT_STOP_SEC);
+    expect(seconds(setting('RuntimeMaxSec')!)).toBe(UNIT_RUNTIME_MAX_SEC);
+    expect(unitBudgetWarnings(parseSettings({}).settings)).toEqual([]);
+    const slowDrain = unitBudgetWarnings(parseSettings({ RUNS_FLEET_DRAIN_GRACE_SECONDS: '200' }).settings);
+    expect(slowDrain).toHaveLength(1);
+    expect(slowDrain[0]).toMatch(/worst stop path with these deadlines is \d+ s, more than the unit's TimeoutStopSec=300/);
+    const long = unitBudgetWarnings(parseSettings({ RUNS_FLEET_MAX_RUNTIME_MINUTES: '480' }).settings);
+    expect(long).toEqual([expect.stringMatching(/RUNS_FLEET_MAX_RUNTIME_MINUTES=480 .* RuntimeMaxSec=22800/)]);
+    const err: string[] = [];
+    const io = { env: { RUNS_FLEET_MAX_RUNTIME_MINUTES: '480' }, out: () => {}, err: (t: string) => err.push(t) };
+    expect(await main(['check-config'], io)).toBe(0); // a warning, not an error: a drop-in may have raised the limit
+    expect(err.join('')).toMatch(/^warning: RUNS_FLEET_MAX_RUNTIME_MINUTES=480/m);
   });
 
   it('is the only place that powers off: no code, test or script runs poweroff/shutdown/halt', () => {
