@@ -30,10 +30,12 @@ afterEach(async () => {
 const states = (logs: Record<string, unknown>[]) => logs.filter((l) => l.msg === 'state').map((l) => l.state);
 
 /** The same tests for both artifacts: the bundle under node, and the single executable. */
-const VARIANTS: [string, string[] | undefined][] = [
-  ['bundle', undefined],
-  ['single binary', [AGENT_BINARY]],
-];
+const VARIANTS: [string, string[] | undefined][] = process.env.RFA_AGENT_UNDER_TEST
+  ? [['under test', [process.execPath, process.env.RFA_AGENT_UNDER_TEST]]] // another build, e.g. an older main's
+  : [
+      ['bundle', undefined],
+      ['single binary', [AGENT_BINARY]],
+    ];
 
 describe.each(VARIANTS)('the built agent (%s), end to end', (_variant, agent) => {
   it('runs one JIT job: started then success, logs in CloudWatch, parameter deleted, instance terminated, exit 0', async () => {
