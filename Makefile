@@ -31,7 +31,7 @@ systemd-analyze:
 golang:
 	@command -v go >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq golang-go >/dev/null; }
 
-# The job is kept off IMDS with an nftables owner match (services/imds-firewall.ts): the tests run
+# The job is kept off IMDS with an nftables owner match (services/runner/imds-firewall.ts): the tests run
 # the agent as root, as on the AMI, so they need nft; Debian's nftables when missing.
 nftables:
 	@command -v nft >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables >/dev/null; }

@@ -1,8 +1,8 @@
 import { fromPromise } from 'xstate';
 import type { CleanupInput } from '../machines/actor-contracts.js';
-import { cleanupRunner } from '../services/cleanup.js';
-import { resolveRunnerUser } from '../services/runner-user.js';
-import type { Logger } from '../services/logger.js';
+import { cleanupRunner } from '../services/runner/cleanup.js';
+import { resolveRunnerUser } from '../services/runner/user.js';
+import type { Logger } from '../services/logs/logger.js';
 
 /**
  * Remove the runner's secrets, work dir and the agent's state; failures are logged, never thrown.

@@ -8,18 +8,18 @@
  * shutdown); it never rejects.
  */
 import type { S3Client } from '@aws-sdk/client-s3';
-import type { ClientFactory } from '../services/aws-clients.js';
+import type { ClientFactory } from '../services/aws/clients.js';
 import { fromCallback, fromPromise, type AnyEventObject } from 'xstate';
 import type { DownloadInput } from '../machines/actor-contracts.js';
 import type { AgentEvent } from '../machines/events.js';
 import type { InstalledRunner } from '../machines/types.js';
 import { describeError } from '../services/errors.js';
-import type { Fetch } from '../services/github-releases.js';
-import type { Logger } from '../services/logger.js';
-import type { Owner } from '../services/runner-archive.js';
-import { acquireRunner } from '../services/runner-download.js';
-import { DEFAULT_RUNNER_USER, getentPasswd } from '../services/runner-user.js';
-import { RunnerCache } from '../services/s3-cache.js';
+import type { Fetch } from '../services/install/github-releases.js';
+import type { Logger } from '../services/logs/logger.js';
+import type { Owner } from '../services/install/runner-archive.js';
+import { acquireRunner } from '../services/install/runner-download.js';
+import { DEFAULT_RUNNER_USER, getentPasswd } from '../services/runner/user.js';
+import { RunnerCache } from '../services/install/s3-cache.js';
 import type { Settings } from '../services/settings.js';
 
 export interface DownloadRunnerDeps {

@@ -1,8 +1,8 @@
 import { fromPromise } from 'xstate';
 import type { FlushLogsInput, FlushLogsResult } from '../machines/actor-contracts.js';
-import { shipDiagLogs, type DiagSink } from '../services/diag-logs.js';
-import type { LogShipper } from '../services/log-shipper.js';
-import type { Logger } from '../services/logger.js';
+import { shipDiagLogs, type DiagSink } from '../services/logs/diag.js';
+import type { LogShipper } from '../services/logs/shipper.js';
+import type { Logger } from '../services/logs/logger.js';
 import type { SecretVault } from '../services/secrets.js';
 
 export interface FlushLogsDeps {

@@ -4,11 +4,11 @@
  */
 import { MetadataService } from '@aws-sdk/ec2-metadata-service';
 import type { actorContracts } from '../machines/actor-contracts.js';
-import type { AwsClients } from '../services/aws-clients.js';
-import { readJobIdentity } from '../services/job-hooks.js';
-import type { LogShipper } from '../services/log-shipper.js';
-import type { RunnerReaper } from '../services/runner-reaper.js';
-import type { Logger } from '../services/logger.js';
+import type { AwsClients } from '../services/aws/clients.js';
+import { readJobIdentity } from '../services/runner/job-hooks.js';
+import type { LogShipper } from '../services/logs/shipper.js';
+import type { RunnerReaper } from '../services/runner/reaper.js';
+import type { Logger } from '../services/logs/logger.js';
 import type { SecretVault } from '../services/secrets.js';
 import { cleanup } from './cleanup.js';
 import { downloadRunner, prefetchRunner } from './download-runner.js';

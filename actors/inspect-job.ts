@@ -7,9 +7,9 @@
 import { fromPromise } from 'xstate';
 import type { InspectJobInput } from '../machines/actor-contracts.js';
 import type { JobFacts } from '../machines/types.js';
-import { readBuildCacheOutcome } from '../services/buildkit-cache.js';
-import type { Logger } from '../services/logger.js';
-import { snapshotToolCache, toolCacheDir, toolCacheMisses } from '../services/tool-cache.js';
+import { readBuildCacheOutcome } from '../services/runner/buildkit-cache.js';
+import type { Logger } from '../services/logs/logger.js';
+import { snapshotToolCache, toolCacheDir, toolCacheMisses } from '../services/runner/tool-cache.js';
 
 export function inspectJob(deps: { logger: Logger; env?: Readonly<Record<string, string | undefined>> }) {
   return fromPromise<JobFacts, InspectJobInput>(async ({ input }) => {

@@ -1,6 +1,6 @@
 /**
  * registering, first step: keep the job off the instance metadata service — and so off the
- * instance role — before anything runs as the runner user (services/imds-firewall.ts). Fails
+ * instance role — before anything runs as the runner user (services/runner/imds-firewall.ts). Fails
  * closed: a block that cannot be set up is a boot failure, unless the operator opted out with
  * RUNS_FLEET_JOB_IMDS=allow. An agent that is not root runs the job as itself: nothing to
  * separate then (local use).
@@ -9,9 +9,9 @@ import { fromPromise } from 'xstate';
 import type { IsolateJobInput } from '../machines/actor-contracts.js';
 import { RegistrationError } from '../services/errors.js';
 import { execa } from 'execa';
-import { blockForUid, imdsTargets, probeBlocked, type FirewallDeps } from '../services/imds-firewall.js';
-import type { Logger } from '../services/logger.js';
-import { resolveRunnerUser, type RunnerUserDeps } from '../services/runner-user.js';
+import { blockForUid, imdsTargets, probeBlocked, type FirewallDeps } from '../services/runner/imds-firewall.js';
+import type { Logger } from '../services/logs/logger.js';
+import { resolveRunnerUser, type RunnerUserDeps } from '../services/runner/user.js';
 
 /** Groups whose members are root in all but name. */
 const ROOT_EQUIVALENT_GROUPS = ['docker', 'sudo', 'wheel', 'admin', 'lxd', 'libvirt'];

@@ -1,10 +1,10 @@
 import type { CloudWatchLogsClient } from '@aws-sdk/client-cloudwatch-logs';
-import type { ClientFactory } from '../services/aws-clients.js';
+import type { ClientFactory } from '../services/aws/clients.js';
 import { fromCallback, type AnyEventObject } from 'xstate';
 import type { WatchdogInput } from '../machines/actor-contracts.js';
 import type { AgentEvent } from '../machines/events.js';
-import type { Logger } from '../services/logger.js';
-import { streamName, type LogShipper } from '../services/log-shipper.js';
+import type { Logger } from '../services/logs/logger.js';
+import { streamName, type LogShipper } from '../services/logs/shipper.js';
 
 /**
  * Starts CloudWatch Logs shipping to `{instance-id}/{run-id | job-id | "runner"}` when

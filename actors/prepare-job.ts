@@ -6,10 +6,10 @@
 import { fromPromise } from 'xstate';
 import type { PrepareJobInput } from '../machines/actor-contracts.js';
 import type { JobPrep } from '../machines/types.js';
-import { writeBuildkitCacheEnv } from '../services/buildkit-cache.js';
+import { writeBuildkitCacheEnv } from '../services/runner/buildkit-cache.js';
 import { describeError } from '../services/errors.js';
-import type { Logger } from '../services/logger.js';
-import { snapshotToolCache, toolCacheDir } from '../services/tool-cache.js';
+import type { Logger } from '../services/logs/logger.js';
+import { snapshotToolCache, toolCacheDir } from '../services/runner/tool-cache.js';
 
 export function prepareJob(deps: { logger: Logger; env?: Readonly<Record<string, string | undefined>> }) {
   return fromPromise<JobPrep, PrepareJobInput>(async ({ input }) => {

@@ -1,6 +1,6 @@
 import { fromCallback, type AnyEventObject } from 'xstate';
 import type { AgentEvent } from '../machines/events.js';
-import type { Logger } from '../services/logger.js';
+import type { Logger } from '../services/logs/logger.js';
 
 /**
  * Process-level events: SIGTERM/SIGINT become SIGTERM events; an uncaught exception

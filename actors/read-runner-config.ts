@@ -2,16 +2,16 @@ import type { SSMClient } from '@aws-sdk/client-ssm';
 import { fromPromise } from 'xstate';
 import type { RunnerConfigInput } from '../machines/actor-contracts.js';
 import type { JobSpec } from '../machines/types.js';
-import type { ClientFactory } from '../services/aws-clients.js';
-import type { Logger } from '../services/logger.js';
+import type { ClientFactory } from '../services/aws/clients.js';
+import type { Logger } from '../services/logs/logger.js';
 import type { SecretVault } from '../services/secrets.js';
 import { credentialParameterName, ssmParameterName } from '../services/settings.js';
-import { SsmConfigStore } from '../services/ssm-config.js';
+import { SsmConfigStore } from '../services/aws/ssm-config.js';
 
 /**
  * One poll for the runner config (…/config and its …/credential). Found: validated, both
  * parameters deleted, secrets in the vault, never in the context. Not there yet, SSM failing,
- * or unusable: rejects with the classified error (services/ssm-config.ts); the chart decides.
+ * or unusable: rejects with the classified error (services/aws/ssm-config.ts); the chart decides.
  */
 export function readRunnerConfig(deps: { ssm: ClientFactory<SSMClient>; vault: SecretVault; logger: Logger }) {
   return fromPromise<JobSpec, RunnerConfigInput>(async ({ input, signal }) => {

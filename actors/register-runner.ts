@@ -5,7 +5,7 @@
 import type { Logger } from 'pino';
 import { fromPromise } from 'xstate';
 import type { RegisterInput } from '../machines/actor-contracts.js';
-import { registerRunnerService, type RegistrationDeps } from '../services/registration.js';
+import { registerRunnerService, type RegistrationDeps } from '../services/runner/registration.js';
 import type { SecretVault } from '../services/secrets.js';
 
 export interface RegisterRunnerDeps extends Partial<Omit<RegistrationDeps, 'logger' | 'vault'>> {

@@ -1,7 +1,7 @@
 import { fromPromise } from 'xstate';
 import type { IdentityInput } from '../machines/actor-contracts.js';
 import type { Identity } from '../machines/types.js';
-import { resolveIdentity as resolve, type MetadataClient } from '../services/identity.js';
+import { resolveIdentity as resolve, type MetadataClient } from '../services/aws/identity.js';
 
 /** Instance id and region: environment first, IMDSv2 otherwise. */
 export function resolveIdentity(deps: { imds: () => MetadataClient }) {

@@ -1,7 +1,7 @@
 import { fromCallback, type AnyEventObject } from 'xstate';
 import type { WatchdogInput } from '../machines/actor-contracts.js';
 import type { AgentEvent } from '../machines/events.js';
-import type { Logger } from '../services/logger.js';
+import type { Logger } from '../services/logs/logger.js';
 import { availableMemoryMb, freeDiskMb } from '../services/resources.js';
 
 /**

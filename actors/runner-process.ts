@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { fromCallback } from 'xstate';
 import type { RunnerProcessInput } from '../machines/actor-contracts.js';
 import type { AgentEvent, StopRunnerCommand } from '../machines/events.js';
-import { startRunnerProcess, type OnRunnerLine, type RunnerProcessOptions } from '../services/runner-process.js';
+import { startRunnerProcess, type OnRunnerLine, type RunnerProcessOptions } from '../services/runner/process.js';
 import type { SecretVault } from '../services/secrets.js';
 
 export interface RunnerProcessDeps extends Partial<Pick<RunnerProcessOptions, 'env' | 'user' | 'now' | 'outputDrainMs' | 'onSpawn'>> {

@@ -1,16 +1,16 @@
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import type { ClientFactory } from '../services/aws-clients.js';
+import type { ClientFactory } from '../services/aws/clients.js';
 import { fromPromise } from 'xstate';
 import type { TelemetryInput, TelemetryResult } from '../machines/actor-contracts.js';
-import type { JobIdentity } from '../services/job-hooks.js';
-import type { Logger } from '../services/logger.js';
+import type { JobIdentity } from '../services/runner/job-hooks.js';
+import type { Logger } from '../services/logs/logger.js';
 import type { SecretVault } from '../services/secrets.js';
 
 export interface SendTelemetryDeps {
   logger: Logger;
   vault: SecretVault;
   sqs: ClientFactory<SQSClient>;
-  /** What the job hooks recorded, if they ran (services/job-hooks.ts readJobIdentity). */
+  /** What the job hooks recorded, if they ran (services/runner/job-hooks.ts readJobIdentity). */
   jobIdentity?: () => Promise<JobIdentity | undefined>;
 }
 
@@ -26,7 +26,7 @@ export function sendTelemetry(deps: SendTelemetryDeps) {
       const identity = await deps.jobIdentity().catch(() => undefined);
       if (identity) message = withJobIdentity(message, identity);
     }
-    const { sendTelemetry: send } = await import('../services/telemetry.js'); // loaded when the first message goes out
+    const { sendTelemetry: send } = await import('../services/aws/telemetry.js'); // loaded when the first message goes out
     return send({ client: await deps.sqs(input.region), queueUrl: input.queueUrl, message, signal, vault: deps.vault, logger: deps.logger });
   });
 }

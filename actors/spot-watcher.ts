@@ -1,9 +1,9 @@
 import { fromCallback, type AnyEventObject } from 'xstate';
 import type { WatchdogInput } from '../machines/actor-contracts.js';
 import type { AgentEvent } from '../machines/events.js';
-import type { MetadataClient } from '../services/identity.js';
-import type { Logger } from '../services/logger.js';
-import { readSpotNotice } from '../services/spot-notice.js';
+import type { MetadataClient } from '../services/aws/identity.js';
+import type { Logger } from '../services/logs/logger.js';
+import { readSpotNotice } from '../services/aws/spot-notice.js';
 
 /** Polls IMDS for a spot interruption notice every RUNS_FLEET_SPOT_POLL_SECONDS; sends it once. */
 export function spotWatcher(deps: { imds: () => MetadataClient; logger: Logger }) {

@@ -9,7 +9,7 @@
  * - The tarball is generated once, deterministically (a seeded PRNG: a quarter of the
  *   files incompressible like native binaries, the rest text-like), and cached in
  *   $TMPDIR/runs-fleet-bench/.
- * - The agent side is the real service (`acquireRunner` from services/runner-download.ts,
+ * - The agent side is the real service (`acquireRunner` from services/install/runner-download.ts,
  *   bundled with esbuild into $TMPDIR/runs-fleet-bench/ on first use or with --rebuild),
  *   run in a child process per round: Releases API call, download, SHA-256, gunzip,
  *   header guard, untar, marker. Its time is measured inside the child around that
@@ -250,7 +250,7 @@ async function ensureBundle(rebuild) {
   if (existsSync(BUNDLE) && !rebuild) return;
   const esbuild = await import('esbuild');
   await esbuild.build({
-    entryPoints: [join(REPO, 'services/runner-download.ts')],
+    entryPoints: [join(REPO, 'services/install/runner-download.ts')],
     bundle: true,
     platform: 'node',
     format: 'esm',

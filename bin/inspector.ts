@@ -15,7 +15,7 @@ import { createWebSocketInspector } from '@statelyai/inspect';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage } from 'node:http';
 import { WebSocket, WebSocketServer } from 'ws';
-import type { Logger } from '../services/logger.js';
+import type { Logger } from '../services/logs/logger.js';
 
 export const DEFAULT_INSPECT_PORT = 8080;
 const BUFFER = 500;

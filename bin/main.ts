@@ -14,13 +14,13 @@ import { createActors } from '../actors/index.js';
 import { agentMachine, unitBudgetWarnings } from '../machines/agent.machine.js';
 import { toDot, toMermaid } from '../machines/diagram.js';
 import { agentOutcome } from '../machines/outcome.js';
-import { createAwsClients } from '../services/aws-clients.js';
-import { LogShipper } from '../services/log-shipper.js';
-import { createLogger, type LogSink } from '../services/logger.js';
-import { RunnerReaper } from '../services/runner-reaper.js';
+import { createAwsClients } from '../services/aws/clients.js';
+import { LogShipper } from '../services/logs/shipper.js';
+import { createLogger, type LogSink } from '../services/logs/logger.js';
+import { RunnerReaper } from '../services/runner/reaper.js';
 import { SecretVault } from '../services/secrets.js';
 import { MAX_TIMER_MS, parseSettings, type Env, type Settings } from '../services/settings.js';
-import { renderTimeline, type TimelineEntry } from '../services/timeline.js';
+import { renderTimeline, type TimelineEntry } from './timeline.js';
 import { AGENT_VERSION } from './version.js';
 
 /** `--inspect` alone (bin/inspector.ts imports too much to load for this constant). */
@@ -103,7 +103,7 @@ function parse(args: string[], options: ParseArgsConfig['options'], io: CliIo): 
   }
 }
 
-/** The operator's cache filler (services/cache-runner.ts): RUNS_FLEET_CONFIG_BUCKET, AWS_REGION, the GitHub API. */
+/** The operator's cache filler (services/install/cache-runner.ts): RUNS_FLEET_CONFIG_BUCKET, AWS_REGION, the GitHub API. */
 async function cacheRunnerCommand(args: string[], io: CliIo): Promise<number> {
   const options = parse(args, { version: { type: 'string' }, arch: { type: 'string', default: 'x64,arm64' } }, io);
   if (!options) return 2;
@@ -119,7 +119,7 @@ async function cacheRunnerCommand(args: string[], io: CliIo): Promise<number> {
   }
   const aws = createAwsClients(io.env, settings.region);
   try {
-    const [{ RunnerCache }, { cacheRunner }] = await Promise.all([import('../services/s3-cache.js'), import('../services/cache-runner.js')]);
+    const [{ RunnerCache }, { cacheRunner }] = await Promise.all([import('../services/install/s3-cache.js'), import('../services/install/cache-runner.js')]);
     const manifest = await cacheRunner({
       cache: new RunnerCache(await aws.s3(settings.region), settings.configBucket),
       githubApiUrl: settings.githubApiUrl,

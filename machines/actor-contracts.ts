@@ -12,10 +12,12 @@ import type { Identity, InstalledRunner, JobFacts, JobPrep, JobSpec, LogUploadOu
 export interface IdentityInput { settings: Settings }
 export interface RunnerConfigInput { settings: Settings; identity: Identity }
 export interface DownloadInput { settings: Settings; attempt: number }
-export interface RegisterInput { settings: Settings; jobSpec: JobSpec; runner: InstalledRunner }
+export type { RegisterInput } from '../services/runner/registration.js';
+import type { RegisterInput } from '../services/runner/registration.js';
 export interface RunnerProcessInput { settings: Settings; jobSpec: JobSpec; runner: InstalledRunner }
 export interface TelemetryInput { queueUrl?: string; message: TelemetryMessage; region?: string }
-export interface TelemetryResult { sent: boolean; error?: string }
+export type { TelemetryResult } from '../services/aws/telemetry.js';
+import type { TelemetryResult } from '../services/aws/telemetry.js';
 export interface CleanupInput { settings: Settings }
 export interface FlushLogsInput { timeoutMs: number }
 export interface FlushLogsResult { shipped: number; dropped: number }

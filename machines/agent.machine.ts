@@ -53,7 +53,7 @@ const errorText = (event: unknown): string => {
 };
 const isRetriable = (event: unknown): boolean =>
   Boolean(((event as { error?: { retriable?: boolean } }).error as { retriable?: boolean } | undefined)?.retriable);
-/** The kind the SSM config store gave its error (services/ssm-config.ts): not-found, read-error or unusable. */
+/** The kind the SSM config store gave its error (services/aws/ssm-config.ts): not-found, read-error or unusable. */
 const configErrorKind = (event: unknown): string | undefined => ((event as { error?: { kind?: string } }).error as { kind?: string } | undefined)?.kind;
 
 const STOP_DETAILS: Record<StopReason, (event: AgentEvent, ctx: AgentContext) => string> = {

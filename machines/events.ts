@@ -4,7 +4,9 @@
  * and the crash handler send these; the machine decides what they mean per state.
  */
 
-import type { DownloadFailure, InstalledRunner } from './types.js';
+import type { DownloadFailure, InstalledRunner, JobCompletedEvent, JobStartedEvent, RunnerExitedEvent, RunnerListeningEvent, RunnerSpawnedEvent } from '../services/domain.js';
+
+export type { JobCompletedEvent, JobStartedEvent, RunnerEvent, RunnerExitedEvent, RunnerListeningEvent, RunnerSpawnedEvent, StopRunnerCommand } from '../services/domain.js';
 
 /** Why a job (or the boot) was stopped before its natural end. Kept for telemetry. */
 export type StopReason = 'sigterm' | 'spot' | 'timeout' | 'idle' | 'disk_full';
@@ -65,38 +67,6 @@ export interface PrefetchFailedEvent {
   failure: DownloadFailure;
 }
 
-/** run.sh was spawned (it runs, as the runner user): the moment the orchestrator's `started` means. */
-export interface RunnerSpawnedEvent {
-  type: 'RUNNER_SPAWNED';
-  pid: number;
-}
-
-/** The runner printed `Listening for Jobs`. */
-export interface RunnerListeningEvent {
-  type: 'RUNNER_LISTENING';
-}
-
-/** The runner printed `Running job: NAME`. */
-export interface JobStartedEvent {
-  type: 'JOB_STARTED';
-  jobName: string;
-  at: string;
-}
-
-/** The runner printed `Job NAME completed with result: RESULT`. */
-export interface JobCompletedEvent {
-  type: 'JOB_COMPLETED';
-  jobName: string;
-  result: string;
-}
-
-/** The runner process (group leader `run.sh`) exited and its output was fully read. */
-export interface RunnerExitedEvent {
-  type: 'RUNNER_EXITED';
-  exitCode: number | null;
-  signal: string | null;
-}
-
 export type AgentEvent =
   | SigtermEvent
   | SpotInterruptionEvent
@@ -122,9 +92,3 @@ export const STOP_EVENTS = {
   DISK_FULL: 'disk_full',
 } as const satisfies Record<string, StopReason>;
 
-/** Sent by the machine to the runner process actor while draining. */
-export interface StopRunnerCommand {
-  type: 'STOP';
-  /** How long to wait after SIGTERM before SIGKILL of the whole process group. */
-  graceMs: number;
-}

@@ -3,7 +3,10 @@
  * message, the exit code. No I/O here; the machine and the CLI both call these.
  */
 import { constants } from 'node:os';
-import type { AgentContext, AgentOutcome, FinalStatus, InterruptedBy, LogUploadOutcome, TelemetryStatus } from './types.js';
+import type { TelemetryMessage } from '../services/domain.js';
+import type { AgentContext, AgentOutcome, FinalStatus, InterruptedBy, TelemetryStatus } from './types.js';
+
+export type { TelemetryMessage } from '../services/domain.js';
 
 const osSignals = constants.signals;
 
@@ -50,41 +53,6 @@ function describeExit(ctx: AgentContext, what: string): string {
   const exit = ctx.runnerExit;
   if (!exit) return what;
   return `${what} (${exit.signal ? `signal ${exit.signal}` : `exit code ${exit.exitCode}`})`;
-}
-
-/**
- * The termination-queue message. Its types are the orchestrator's Go `Message`
- * (pkg/termination/handler.go): integer `exit_code` and `duration_seconds`, RFC 3339
- * timestamps or null, `job_id` a decimal string. Fields the orchestrator does not know
- * (`timings`, …) it ignores.
- */
-export interface TelemetryMessage {
-  instance_id: string | null;
-  job_id: string | null;
-  run_id: string | null;
-  status: TelemetryStatus;
-  exit_code: number | null;
-  duration_seconds: number;
-  started_at: string;
-  completed_at: string | null;
-  error: string | null;
-  interrupted_by: InterruptedBy | null;
-  /** The runner's own word for the workflow (`Succeeded`, `Failed`, `Canceled`, …), when it printed one. */
-  job_result?: string;
-  log_upload?: LogUploadOutcome;
-  tool_cache_misses?: string[];
-  build_cache_interception?: string;
-  bootstrap_boot_seconds?: number;
-  bootstrap_config_seconds?: number;
-  bootstrap_runner_seconds?: number;
-  bootstrap_register_seconds?: number;
-  bootstrap_total_seconds?: number;
-  timings: Record<string, number>;
-  memory_warnings: number;
-  log_lines_shipped?: number;
-  log_lines_dropped?: number;
-  /** The job's own identity from the job hooks (added by the telemetry actor when they ran). */
-  github?: { run_id?: string; run_attempt?: string; job?: string; repository?: string; workflow?: string };
 }
 
 const seconds = (ms: number) => Math.round(ms / 10) / 100;

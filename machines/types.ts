@@ -5,6 +5,9 @@
  */
 import type { Env, Settings } from '../services/settings.js';
 import type { StopReason } from './events.js';
+import type { DownloadFailure, FinalStatus, Identity, InstalledRunner, InterruptedBy, JobFacts, JobPrep, JobSpec, LogUploadOutcome } from '../services/domain.js';
+
+export type { DownloadFailure, FinalStatus, Identity, InstalledRunner, InterruptedBy, JobFacts, JobPrep, JobSpec, LogUploadOutcome, TelemetryStatus } from '../services/domain.js';
 
 export interface AgentInput {
   env: Env;
@@ -14,70 +17,8 @@ export interface AgentInput {
   bootUptimeSeconds?: number;
 }
 
-export interface Identity {
-  instanceId: string;
-  region: string;
-}
-
-/** The public part of the runner config (no secrets). */
-export interface JobSpec {
-  parameterName: string;
-  mode: 'jit' | 'token';
-  org?: string;
-  repo?: string;
-  isOrg: boolean;
-  labels: string[];
-  runnerGroup?: string;
-  runnerName?: string;
-  runId?: string;
-  jobId?: string;
-  queueUrl?: string;
-  cacheUrl?: string;
-  /** When the orchestrator wrote the config (RFC 3339), if it said. */
-  createdAt?: string;
-  /** `split` = …/config + …/credential (current orchestrators); `legacy` = one parameter. */
-  layout?: 'split' | 'legacy';
-  /** The buildx layer-cache shim's settings, written into the runner's `.env`. */
-  buildkitCache?: { bucket: string; region?: string; prefix?: string };
-  /** Where the runner's `_diag` logs go after the job (`{prefix}{run_id}/{job_id}/{instance_id}/{file}.gz`). */
-  runnerLogs?: { bucket: string; prefix?: string };
-}
-
-export interface InstalledRunner {
-  dir: string;
-  version: string;
-  source: 'installed' | 's3' | 'github';
-}
-
-export type FinalStatus = 'success' | 'failure' | 'timeout' | 'interrupted' | 'bootstrap_failed';
 /** Why a standby ended without a config. */
 export type StandbyEndReason = 'sigterm' | 'deadline' | 'max_runtime' | 'panic';
-/** The runner logs' upload to S3, as the orchestrator counts it (pkg/agent/logship). */
-export type LogUploadOutcome = 'uploaded' | 'partial' | 'failed' | 'skipped' | 'disabled';
-
-/** A failed download, as the retry loop needs it. */
-export interface DownloadFailure {
-  message: string;
-  retriable: boolean;
-  retryAfterMs?: number;
-}
-
-/** What registering prepared for the job, for reporting to compare against. */
-export interface JobPrep {
-  /** Tool-cache entries before the job (`Tool/version/platform`); undefined = the snapshot failed. */
-  toolCacheBefore?: string[];
-  /** The file the buildx cache shim writes its outcome to, when the config enabled it. */
-  buildkitOutcomeFile?: string;
-}
-
-/** What the job left that the orchestrator counts. */
-export interface JobFacts {
-  toolCacheMisses?: string[];
-  buildCacheInterception?: string;
-}
-export type TelemetryStatus = 'started' | FinalStatus;
-export type InterruptedBy = 'sigterm' | 'spot' | 'disk_full';
-
 /** Where a failure happened, so that reporting can choose the status. */
 export type FailurePhase = 'config' | 'download' | 'registration' | 'runner' | 'panic';
 

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { agentMachine } from '../machines/agent.machine.js';
 import { toDot } from '../machines/diagram.js';
-import { renderTimelineSvg, type TimelineEntry } from '../services/timeline.js';
+import { renderTimelineSvg, type TimelineEntry } from '../bin/timeline.js';
 import { createWorld } from '../test/support/agent-world.js';
 import { orchestratorVerdicts, renderConfig } from '../test/support/orchestrator.js';
 

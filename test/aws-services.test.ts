@@ -4,12 +4,12 @@ import { EC2Client, TerminateInstancesCommand } from '@aws-sdk/client-ec2';
 import { DeleteParameterCommand, GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { MetadataService } from '@aws-sdk/ec2-metadata-service';
 import { mockClient } from 'aws-sdk-client-mock';
-import { terminateInstance } from '../services/ec2-terminate.js';
-import { resolveIdentity } from '../services/identity.js';
+import { terminateInstance } from '../services/aws/ec2-terminate.js';
+import { resolveIdentity } from '../services/aws/identity.js';
 import { SecretVault } from '../services/secrets.js';
 import { parseSettings } from '../services/settings.js';
-import { readSpotNotice } from '../services/spot-notice.js';
-import { ConfigNotFoundError, SsmConfigStore, UnusableConfigError } from '../services/ssm-config.js';
+import { readSpotNotice } from '../services/aws/spot-notice.js';
+import { ConfigNotFoundError, SsmConfigStore, UnusableConfigError } from '../services/aws/ssm-config.js';
 import { startFakeImds, type FakeImds } from './support/fake-imds.js';
 
 const awsError = (name: string, status: number) => Object.assign(new Error(name), { name, $metadata: { httpStatusCode: status } });

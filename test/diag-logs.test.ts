@@ -12,8 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createActor, toPromise } from 'xstate';
 import { flushLogs } from '../actors/flush-logs.js';
-import { shipDiagLogs, type DiagSink } from '../services/diag-logs.js';
-import { LogShipper } from '../services/log-shipper.js';
+import { shipDiagLogs, type DiagSink } from '../services/logs/diag.js';
+import { LogShipper } from '../services/logs/shipper.js';
 import { SecretVault } from '../services/secrets.js';
 
 const SECRET = 'jit-secret-value-0123456789';

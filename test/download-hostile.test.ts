@@ -12,9 +12,9 @@ import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DownloadError } from '../services/errors.js';
-import { installArchive, type Extractor } from '../services/runner-archive.js';
-import { paxKeywords, tarGuardStream, UnsafeArchiveError } from '../services/runner-tar-guard.js';
-import { verifyExtractedTree } from '../services/tree-check.js';
+import { installArchive, type Extractor } from '../services/install/runner-archive.js';
+import { paxKeywords, tarGuardStream, UnsafeArchiveError } from '../services/install/tar-guard.js';
+import { verifyExtractedTree } from '../services/install/tree-check.js';
 import { benignLinksTarball, hostileTarballs, rawTar, rawTarGz } from './support/hostile-tarballs.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');

@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { jobHookPaths } from '../services/job-hooks.js';
+import { jobHookPaths } from '../services/runner/job-hooks.js';
 import { AGENT_BINARY, createWorld, JIT_SECRET, JOB_ID, RUN_ID, TEST_RUNNER_USER, TOKEN_SECRET, type World } from './support/agent-world.js';
 import { startMoto, type Moto } from './support/moto.js';
 import { misread, orchestratorVerdicts } from './support/orchestrator.js';

@@ -13,7 +13,7 @@ import {
   retryAfter,
   runnerArch,
   type Fetch,
-} from '../services/github-releases.js';
+} from '../services/install/github-releases.js';
 import { startFakeGitHub, type FakeGitHub } from './support/fake-github.js';
 import { freePort } from './support/net.js';
 

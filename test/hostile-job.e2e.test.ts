@@ -12,7 +12,7 @@ import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runnerCacheKey } from '../services/s3-cache.js';
+import { runnerCacheKey } from '../services/install/s3-cache.js';
 import { createWorld, JIT_SECRET, RUNNER_VERSION, TEST_RUNNER_USER, type World } from './support/agent-world.js';
 import { buildFakeRunnerTarball, sha256 } from './support/fake-runner.js';
 import { startMoto, type Moto } from './support/moto.js';

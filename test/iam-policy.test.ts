@@ -7,8 +7,8 @@ import { describe, expect, it } from '@jest/globals';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { credentialParameterName, parseSettings } from '../services/settings.js';
-import { DEFAULT_RUNNER_LOGS_PREFIX, runnerLogKey } from '../services/runner-logs.js';
-import { runnerCacheKey, runnerManifestKey } from '../services/s3-cache.js';
+import { DEFAULT_RUNNER_LOGS_PREFIX, runnerLogKey } from '../services/logs/runner-logs.js';
+import { runnerCacheKey, runnerManifestKey } from '../services/install/s3-cache.js';
 
 const SOURCE_DIRS = ['services', 'actors', 'bin'];
 const POLICY_FILE = 'docs/iam-policy.json';

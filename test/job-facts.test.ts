@@ -10,9 +10,9 @@ import { link, mkdir, mkdtemp, readFile, rm, symlink, utimes, writeFile } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { readBuildCacheOutcome, writeBuildkitCacheEnv } from '../services/buildkit-cache.js';
-import { RUNNER_LOG_MAX_FILES, runnerLogKey, uploadRunnerLogs } from '../services/runner-logs.js';
-import { snapshotToolCache, toolCacheMisses } from '../services/tool-cache.js';
+import { readBuildCacheOutcome, writeBuildkitCacheEnv } from '../services/runner/buildkit-cache.js';
+import { RUNNER_LOG_MAX_FILES, runnerLogKey, uploadRunnerLogs } from '../services/logs/runner-logs.js';
+import { snapshotToolCache, toolCacheMisses } from '../services/runner/tool-cache.js';
 
 let dir: string;
 beforeEach(async () => {

@@ -7,9 +7,9 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { blockForUid, imdsTargets, probeBlocked, type FirewallDeps } from '../services/imds-firewall.js';
-import { JobCgroup, killProcessesOfUid, processesOfUid } from '../services/job-cgroup.js';
-import { RunnerReaper } from '../services/runner-reaper.js';
+import { blockForUid, imdsTargets, probeBlocked, type FirewallDeps } from '../services/runner/imds-firewall.js';
+import { JobCgroup, killProcessesOfUid, processesOfUid } from '../services/runner/job-cgroup.js';
+import { RunnerReaper } from '../services/runner/reaper.js';
 
 /** A fake command runner: which tools exist, and what they were asked. */
 function fakeFirewall(tools: Record<string, (args: string[], input?: string) => { exitCode: number; stdout?: string; stderr?: string }>) {
@@ -155,7 +155,7 @@ describe('the job cgroup', () => {
 describe('the job and the OOM killer', () => {
   it('run.sh does not inherit the agent’s negative oom_score_adj', async () => {
     if (process.getuid?.() !== 0) throw new Error('this test needs root to lower an oom_score_adj');
-    const { raiseOomScoreAdj } = await import('../services/runner-process.js');
+    const { raiseOomScoreAdj } = await import('../services/runner/process.js');
     const child = spawn('/bin/sh', ['-c', 'echo -500 > /proc/self/oom_score_adj; exec sleep 30'], { stdio: 'ignore' });
     await new Promise((r) => setTimeout(r, 100));
     raiseOomScoreAdj(child.pid!);

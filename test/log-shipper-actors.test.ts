@@ -8,8 +8,8 @@ import { createActor, toPromise } from 'xstate';
 import { flushLogs } from '../actors/flush-logs.js';
 import { logShipper } from '../actors/log-shipper.js';
 import type { WatchdogInput } from '../machines/actor-contracts.js';
-import { LogShipper } from '../services/log-shipper.js';
-import { createLogger } from '../services/logger.js';
+import { LogShipper } from '../services/logs/shipper.js';
+import { createLogger } from '../services/logs/logger.js';
 import { SecretVault } from '../services/secrets.js';
 import { parseSettings } from '../services/settings.js';
 

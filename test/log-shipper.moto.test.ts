@@ -20,8 +20,8 @@ import { createServer as createTcpServer, type Socket } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_EVENT_MESSAGE_BYTES } from '../services/log-events.js';
-import { LogShipper, type LogShipperOptions } from '../services/log-shipper.js';
+import { EVENT_OVERHEAD_BYTES, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_EVENT_MESSAGE_BYTES } from '../services/logs/events.js';
+import { LogShipper, type LogShipperOptions } from '../services/logs/shipper.js';
 import { MOTO_REGION, startMoto, type Moto } from './support/moto.js';
 
 const GROUP = '/runs-fleet/integration';

@@ -21,8 +21,8 @@ import {
   MAX_BATCH_EVENTS,
   MAX_EVENT_MESSAGE_BYTES,
   splitUtf8,
-} from '../services/log-events.js';
-import { LogShipper, streamName, type LogShipperOptions } from '../services/log-shipper.js';
+} from '../services/logs/events.js';
+import { LogShipper, streamName, type LogShipperOptions } from '../services/logs/shipper.js';
 import { SecretVault } from '../services/secrets.js';
 
 const GROUP = '/runs-fleet/test';

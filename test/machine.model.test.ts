@@ -15,7 +15,7 @@ import { getAdjacencyMap } from '@xstate/graph';
 import { createActor, SimulatedClock, type AnyStateNode, type EventObject } from 'xstate';
 import { agentMachine } from '../machines/agent.machine.js';
 import type { AgentContext } from '../machines/types.js';
-import { prepareTelemetry } from '../services/telemetry.js';
+import { prepareTelemetry } from '../services/aws/telemetry.js';
 import { defaultOutputs, FakeActors, settle } from './support/fake-actors.js';
 
 type Snapshot = ReturnType<typeof agentMachine.getInitialSnapshot>;
@@ -29,7 +29,7 @@ const invokeSrc = new Map<string, string>();
 
 const retriable = Object.assign(new Error('HTTP 503 from GitHub'), { retriable: true });
 const terminal = Object.assign(new Error('HTTP 404 from GitHub'), { retriable: false });
-/** The three outcomes of a standby poll that are not the config (services/ssm-config.ts). */
+/** The three outcomes of a standby poll that are not the config (services/aws/ssm-config.ts). */
 const POLL_ERRORS = [
   Object.assign(new Error('runner config /p is not in SSM yet'), { retriable: true, kind: 'not-found' }),
   Object.assign(new Error('could not read /p from SSM (ThrottlingException)'), { retriable: true, kind: 'read-error', throttled: true }),

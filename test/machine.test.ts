@@ -7,7 +7,7 @@ import { createActor, SimulatedClock } from 'xstate';
 import { agentMachine } from '../machines/agent.machine.js';
 import { agentOutcome, type TelemetryMessage } from '../machines/outcome.js';
 import type { AgentContext } from '../machines/types.js';
-import { prepareTelemetry } from '../services/telemetry.js';
+import { prepareTelemetry } from '../services/aws/telemetry.js';
 import { FakeActors, settle } from './support/fake-actors.js';
 
 function start(env: Record<string, string> = {}, configure: (fake: FakeActors) => void = () => {}) {

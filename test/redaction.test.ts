@@ -4,11 +4,11 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LineRedactor, parseAddMask } from '../services/line-redactor.js';
-import { LogShipper } from '../services/log-shipper.js';
-import { createLogger } from '../services/logger.js';
+import { LineRedactor, parseAddMask } from '../services/logs/line-redactor.js';
+import { LogShipper } from '../services/logs/shipper.js';
+import { createLogger } from '../services/logs/logger.js';
 import { SecretVault } from '../services/secrets.js';
-import { prepareTelemetry } from '../services/telemetry.js';
+import { prepareTelemetry } from '../services/aws/telemetry.js';
 
 const SECRETS = {
   jit_config: 'eyJydW5uZXIiOiJqaXQtY29uZmlnLXNlY3JldCJ9LmFiY2RlZmdoaWprbG1ub3BxcnN0dXZ3eHl6MDEyMzQ1Njc4OQ==',

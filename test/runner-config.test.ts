@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from '@jest/globals';
 import { gzipSync } from 'node:zlib';
-import { assembleRunnerConfig, CREDENTIAL_MAX_DECODED_BYTES, parseRunnerConfig, registrationUrl, salvageQueueUrl, unpackCredential } from '../services/runner-config.js';
+import { assembleRunnerConfig, CREDENTIAL_MAX_DECODED_BYTES, parseRunnerConfig, registrationUrl, salvageQueueUrl, unpackCredential } from '../services/runner/config.js';
 
 const names = { config: '/runs-fleet/runners/i-1/config', credential: '/runs-fleet/runners/i-1/credential' };
 const base = { job_id: '4242', repo: 'acme/app' };

@@ -2,8 +2,8 @@
  * Pure parts of the runner's setup: the environment allow-list and the runner user rules.
  */
 import { describe, it, expect } from '@jest/globals';
-import { buildRunnerEnv, DEFAULT_PATH } from '../services/runner-env.js';
-import { commandAs, parsePasswdLine, resolveRunnerUser, type PasswdEntry } from '../services/runner-user.js';
+import { buildRunnerEnv, DEFAULT_PATH } from '../services/runner/env.js';
+import { commandAs, parsePasswdLine, resolveRunnerUser, type PasswdEntry } from '../services/runner/user.js';
 
 const runnerUser = { name: 'runner', home: '/home/runner', shell: '/bin/bash', isRoot: false };
 

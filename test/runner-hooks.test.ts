@@ -9,7 +9,7 @@ import { chmod, mkdir, mkdtemp, rm, stat, symlink, writeFile } from 'node:fs/pro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dirname } from 'node:path';
-import { hooksUsableBy, installJobHooks, jobHookPaths, readJobIdentity } from '../services/job-hooks.js';
+import { hooksUsableBy, installJobHooks, jobHookPaths, readJobIdentity } from '../services/runner/job-hooks.js';
 import { runnerUserTests } from './support/runner-user-tests.js';
 
 

@@ -3,8 +3,8 @@
  * very long lines) and lines → meaning (the lines actions/runner prints).
  */
 import { describe, it, expect } from '@jest/globals';
-import { LineRedactor } from '../services/line-redactor.js';
-import { parseRunnerLine } from '../services/runner-output.js';
+import { LineRedactor } from '../services/logs/line-redactor.js';
+import { parseRunnerLine } from '../services/runner/output.js';
 import { SecretVault } from '../services/secrets.js';
 
 interface Piece {

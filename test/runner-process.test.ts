@@ -15,7 +15,7 @@ import { registerRunner } from '../actors/register-runner.js';
 import { runnerProcess } from '../actors/runner-process.js';
 import type { AgentEvent } from '../machines/events.js';
 import type { InstalledRunner, JobSpec } from '../machines/types.js';
-import { sessionMembers, startRunnerProcess, type OutputStream } from '../services/runner-process.js';
+import { sessionMembers, startRunnerProcess, type OutputStream } from '../services/runner/process.js';
 import { SecretVault } from '../services/secrets.js';
 import { parseSettings, type Settings } from '../services/settings.js';
 import { buildFakeRunnerTarball, extractFakeRunner, readRunnerEnv, writeRunnerOverride, type FakeRunnerOptions } from './support/fake-runner.js';

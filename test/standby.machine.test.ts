@@ -7,7 +7,7 @@ import { createActor, SimulatedClock } from 'xstate';
 import { agentMachine, STANDBY_FAST_POLLS, standbyPollMs } from '../machines/agent.machine.js';
 import { agentOutcome, type TelemetryMessage } from '../machines/outcome.js';
 import type { AgentContext } from '../machines/types.js';
-import { ConfigNotFoundError, ConfigReadError, UnusableConfigError } from '../services/ssm-config.js';
+import { ConfigNotFoundError, ConfigReadError, UnusableConfigError } from '../services/aws/ssm-config.js';
 import { defaultOutputs, FakeActors, settle } from './support/fake-actors.js';
 
 function start(env: Record<string, string> = {}, configure: (fake: FakeActors) => void = () => {}) {

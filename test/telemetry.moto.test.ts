@@ -1,10 +1,10 @@
 /** Telemetry against a real SQS API (moto server): what the orchestrator receives is valid and redacted. */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { CreateQueueCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { createLogger } from '../services/logger.js';
+import { createLogger } from '../services/logs/logger.js';
 import { SecretVault } from '../services/secrets.js';
-import { sendTelemetry } from '../services/telemetry.js';
-import { MAX_ERROR_CHARS, telemetryMessageSchema } from '../services/telemetry-schema.js';
+import { sendTelemetry } from '../services/aws/telemetry.js';
+import { MAX_ERROR_CHARS, telemetryMessageSchema } from '../services/aws/telemetry-schema.js';
 import { MOTO_REGION, startMoto, type Moto } from './support/moto.js';
 
 let moto: Moto;

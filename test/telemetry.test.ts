@@ -6,11 +6,11 @@ import { createActor, toPromise } from 'xstate';
 import { sendTelemetry as sendTelemetryActor } from '../actors/send-telemetry.js';
 import { telemetryMessage, type TelemetryMessage } from '../machines/outcome.js';
 import type { AgentContext } from '../machines/types.js';
-import { createLogger } from '../services/logger.js';
+import { createLogger } from '../services/logs/logger.js';
 import { SecretVault } from '../services/secrets.js';
 import { parseSettings } from '../services/settings.js';
-import { fifoFields, MAX_BODY_BYTES, prepareTelemetry, sendTelemetry, truncateText } from '../services/telemetry.js';
-import { MAX_ERROR_CHARS, telemetryJsonSchema, telemetryMessageSchema } from '../services/telemetry-schema.js';
+import { fifoFields, MAX_BODY_BYTES, prepareTelemetry, sendTelemetry, truncateText } from '../services/aws/telemetry.js';
+import { MAX_ERROR_CHARS, telemetryJsonSchema, telemetryMessageSchema } from '../services/aws/telemetry-schema.js';
 
 const QUEUE = 'https://sqs.us-east-1.amazonaws.com/123456789012/runs-fleet-termination';
 
@@ -120,7 +120,7 @@ describe('telemetry schema', () => {
     expect(telemetryMessageSchema.safeParse({ ...message(), started_at: '2025-01-01 00:00:00' }).success).toBe(false);
   });
 
-  it('schemas/telemetry.schema.json is the same schema (regenerate it from services/telemetry-schema.ts when this fails)', () => {
+  it('schemas/telemetry.schema.json is the same schema (regenerate it from services/aws/telemetry-schema.ts when this fails)', () => {
     const file = JSON.parse(readFileSync(new URL('../schemas/telemetry.schema.json', import.meta.url), 'utf8'));
     expect(file).toEqual(telemetryJsonSchema());
   });

@@ -23,11 +23,11 @@
  */
 import { constants } from 'node:fs';
 import { lstat, open, readdir, type FileHandle } from 'node:fs/promises';
-import { pinnedPath, withRegularFile } from './safe-fs.js';
+import { pinnedPath, withRegularFile } from '../safe-fs.js';
 import { isAbsolute, join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
-import { describeError } from './errors.js';
-import type { SecretVault } from './secrets.js';
+import { describeError } from '../errors.js';
+import type { SecretVault } from '../secrets.js';
 
 export const DIAG_STREAM_SUFFIX = '/diag';
 export const DEFAULT_DIAG_MAX_BYTES = 5 * 1024 * 1024;

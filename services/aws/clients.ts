@@ -11,7 +11,7 @@ import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { SSMClient } from '@aws-sdk/client-ssm';
-import type { Env } from './settings.js';
+import type { Env } from '../settings.js';
 
 /** A client factory: sync in tests, lazily loading in the agent. */
 export type ClientFactory<T> = (region?: string) => T | Promise<T>;

@@ -3,9 +3,9 @@
  * (`@aws-sdk/ec2-metadata-service` does the token flow and honors
  * AWS_EC2_METADATA_SERVICE_ENDPOINT).
  */
-import type { Identity } from '../machines/types.js';
-import { IdentityError } from './errors.js';
-import type { Settings } from './settings.js';
+import type { Identity } from '../domain.js';
+import { IdentityError } from '../errors.js';
+import type { Settings } from '../settings.js';
 
 /** The part of MetadataService we use; paths have no leading slash. */
 export interface MetadataClient {

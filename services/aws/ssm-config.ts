@@ -11,11 +11,11 @@
  * - RunnerConfigError: written but unusable — report it; both parameters are still deleted.
  */
 import { DeleteParameterCommand, GetParameterCommand, type SSMClient } from '@aws-sdk/client-ssm';
-import type { JobSpec } from '../machines/types.js';
-import { RunnerConfigError, isRetriableAwsError, AgentError } from './errors.js';
-import { raceAbort } from './log-async.js';
-import { assembleRunnerConfig, salvageQueueUrl } from './runner-config.js';
-import type { SecretVault } from './secrets.js';
+import type { JobSpec } from '../domain.js';
+import { RunnerConfigError, isRetriableAwsError, AgentError } from '../errors.js';
+import { raceAbort } from '../retry.js';
+import { assembleRunnerConfig, salvageQueueUrl } from '../runner/config.js';
+import type { SecretVault } from '../secrets.js';
 
 /** The config is not there yet. */
 export class ConfigNotFoundError extends AgentError {

@@ -19,23 +19,22 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { AgentEvent } from '../machines/events.js';
-import type { InstalledRunner, JobSpec } from '../machines/types.js';
-import { describeError } from './errors.js';
+import type { InstalledRunner, JobSpec, RunnerEvent } from '../domain.js';
+import { describeError } from '../errors.js';
 import { JobCgroup, killProcessesOfUid } from './job-cgroup.js';
 import { hooksUsableBy, jobHookPaths } from './job-hooks.js';
-import { buildRunnerEnv } from './runner-env.js';
-import { LineRedactor } from './line-redactor.js';
-import { parseRunnerLine } from './runner-output.js';
-import { commandAs, resolveRunnerUser, type RunnerUser, type RunnerUserDeps } from './runner-user.js';
-import type { SecretVault } from './secrets.js';
-import type { Env, Settings } from './settings.js';
+import { buildRunnerEnv } from './env.js';
+import { LineRedactor } from '../logs/line-redactor.js';
+import { parseRunnerLine } from './output.js';
+import { commandAs, resolveRunnerUser, type RunnerUser, type RunnerUserDeps } from './user.js';
+import type { SecretVault } from '../secrets.js';
+import type { Env, Settings } from '../settings.js';
 
 export type OutputStream = 'stdout' | 'stderr';
 /** Receives every output line of the runner, already redacted. */
 /** `continued`: this piece continues the previous line (a line longer than the piece limit). */
 export type OnRunnerLine = (line: string, timestampMs: number, stream: OutputStream, continued: boolean) => void;
-export type RunnerEvent = Extract<AgentEvent, { type: 'RUNNER_SPAWNED' | 'RUNNER_LISTENING' | 'JOB_STARTED' | 'JOB_COMPLETED' | 'RUNNER_EXITED' }>;
+export type { RunnerEvent } from '../domain.js';
 
 /** After the leader exited and leftovers were killed, how long the pipes may take to close (well inside the machine's KILL_WAIT_MS). */
 export const OUTPUT_DRAIN_MS = 2_000;
@@ -236,7 +235,7 @@ class RunnerProcess {
       else env.ACTIONS_RUNNER_INPUT_JITCONFIG = jit;
     }
 
-    // Everything run.sh starts stays in this cgroup, however it detaches (services/job-cgroup.ts).
+    // Everything run.sh starts stays in this cgroup, however it detaches (services/runner/job-cgroup.ts).
     this.cgroup = user.switchUser ? JobCgroup.open(`runs-fleet-runner-${process.pid}-${++cgroupSerial}`) : undefined;
     this.runnerUid = user.switchUser ? user.uid : undefined;
     if (user.switchUser && !this.cgroup) this.log.warn('no cgroup v2 to hold the runner: leftovers are found by uid instead');

@@ -11,7 +11,7 @@
  */
 import { lstat, readdir, readlink } from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import { resolveThroughSymlinks, UnsafeArchiveError } from './runner-tar-guard.js';
+import { resolveThroughSymlinks, UnsafeArchiveError } from './tar-guard.js';
 
 export interface TreeSummary {
   files: number;

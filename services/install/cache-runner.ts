@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ChecksumMismatchError } from './errors.js';
+import { ChecksumMismatchError } from '../errors.js';
 import { openDownload, resolveRelease, type Fetch, type RunnerArch } from './github-releases.js';
 import type { RunnerCache, RunnerManifest } from './s3-cache.js';
 

@@ -3,8 +3,8 @@
  * Only the emulator or a real instance's own id ever reach this (never the machine we run on).
  */
 import { TerminateInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
-import { TerminationError, isRetriableAwsError } from './errors.js';
-import { backoffMs, sleep } from './log-async.js';
+import { TerminationError, isRetriableAwsError } from '../errors.js';
+import { backoffMs, sleep } from '../retry.js';
 
 export async function terminateInstance(
   client: EC2Client,

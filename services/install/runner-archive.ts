@@ -31,9 +31,9 @@ import { Transform, Writable, type Readable, type TransformCallback } from 'node
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { x as untar, type ReadEntry } from 'tar';
-import { AgentError, ChecksumMismatchError, DownloadError } from './errors.js';
-import { tarGuardStream } from './runner-tar-guard.js';
-import { chownRecursive } from './runner-user.js';
+import { AgentError, ChecksumMismatchError, DownloadError } from '../errors.js';
+import { tarGuardStream } from './tar-guard.js';
+import { chownRecursive } from '../runner/user.js';
 import { verifyExtractedTree } from './tree-check.js';
 
 export type Extractor = 'gnu-tar' | 'node-tar';

@@ -14,7 +14,7 @@
  * takes as is.
  */
 import { StringDecoder } from 'node:string_decoder';
-import { REDACTED, type SecretVault } from './secrets.js';
+import { REDACTED, type SecretVault } from '../secrets.js';
 
 export type RedactedLineHandler = (line: string, continued: boolean) => void;
 

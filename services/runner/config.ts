@@ -14,7 +14,7 @@
  */
 import { gunzipSync } from 'node:zlib';
 import { z } from 'zod';
-import { RunnerConfigError } from './errors.js';
+import { RunnerConfigError } from '../errors.js';
 
 /** What a compressed JIT config may inflate to (the orchestrator's own cap, `credentialMaxDecodedBytes`). */
 export const CREDENTIAL_MAX_DECODED_BYTES = 1 << 20;

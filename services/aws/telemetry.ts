@@ -5,11 +5,10 @@
  * the answer is `{ sent, error? }`, and the machine moves on either way.
  */
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import type { TelemetryResult } from '../machines/actor-contracts.js';
-import type { TelemetryMessage } from '../machines/outcome.js';
-import { describeError } from './errors.js';
-import { backoffMs, isTransient, raceAbort, sleep } from './log-async.js';
-import type { SecretVault } from './secrets.js';
+import type { TelemetryMessage } from '../domain.js';
+import { describeError } from '../errors.js';
+import { backoffMs, isTransient, raceAbort, sleep } from '../retry.js';
+import type { SecretVault } from '../secrets.js';
 import { MAX_ERROR_CHARS, telemetryMessageSchema, type TelemetryBody } from './telemetry-schema.js';
 
 export { MAX_ERROR_CHARS };
@@ -52,6 +51,9 @@ export function truncateText(text: string, max = MAX_ERROR_CHARS): string {
 export type PreparedTelemetry =
   | { ok: true; message: TelemetryBody; body: string; repaired?: string }
   | { ok: false; error: string };
+
+/** What one send came to: never a throw. */
+export interface TelemetryResult { sent: boolean; error?: string }
 
 const DECIMAL_ID = /^\d{1,19}$/;
 /** The fields that carry text from outside the agent's own ids and enums: the only ones redacted. */

@@ -37,13 +37,13 @@ import {
   type PutLogEventsCommandOutput,
   type RejectedLogEventsInfo,
 } from '@aws-sdk/client-cloudwatch-logs';
-import { describeError } from './errors.js';
-import { backoffMs, isTransient, raceAbort, sleep } from './log-async.js';
+import { describeError } from '../errors.js';
+import { backoffMs, isTransient, raceAbort, sleep } from '../retry.js';
 import type { LogSink } from './logger.js';
-import { putLogEventsBody } from './log-events.js';
-import { LogLane, type LogBatch, type MemoryBudget } from './log-lane.js';
-import type { SecretVault } from './secrets.js';
-import { DIAG_STREAM_SUFFIX, type DiagSink } from './diag-logs.js';
+import { putLogEventsBody } from './events.js';
+import { LogLane, type LogBatch, type MemoryBudget } from './lane.js';
+import type { SecretVault } from '../secrets.js';
+import { DIAG_STREAM_SUFFIX, type DiagSink } from './diag.js';
 
 export const DEFAULT_FLUSH_INTERVAL_MS = 5_000;
 export const DEFAULT_MEMORY_LIMIT_BYTES = 4 * 1024 * 1024;

@@ -19,10 +19,10 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
-import type { LogUploadOutcome } from '../machines/types.js';
-import { describeError } from './errors.js';
-import { raceAbort } from './log-async.js';
-import { pinnedPath, withRegularFile } from './safe-fs.js';
+import type { LogUploadOutcome } from '../domain.js';
+import { describeError } from '../errors.js';
+import { raceAbort } from '../retry.js';
+import { pinnedPath, withRegularFile } from '../safe-fs.js';
 
 export const DEFAULT_RUNNER_LOGS_PREFIX = 'runner-logs/';
 export const RUNNER_LOG_MAX_FILE_BYTES = 128 * 1024 * 1024;

@@ -15,16 +15,15 @@ import { access } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { JobSpec } from '../machines/types.js';
-import type { RegisterInput } from '../machines/actor-contracts.js';
-import { RegistrationError } from './errors.js';
+import type { InstalledRunner, JobSpec } from '../domain.js';
+import { RegistrationError } from '../errors.js';
 import { hooksUsableBy, installJobHooks } from './job-hooks.js';
-import { killSession } from './runner-process.js';
-import { registrationUrl } from './runner-config.js';
-import { buildRunnerEnv } from './runner-env.js';
-import { commandAs, prepareRunnerDir, resolveRunnerUser, type RunnerUserDeps } from './runner-user.js';
-import type { SecretVault } from './secrets.js';
-import type { Env, Settings } from './settings.js';
+import { killSession } from './process.js';
+import { registrationUrl } from './config.js';
+import { buildRunnerEnv } from './env.js';
+import { commandAs, prepareRunnerDir, resolveRunnerUser, type RunnerUserDeps } from './user.js';
+import type { SecretVault } from '../secrets.js';
+import type { Env, Settings } from '../settings.js';
 
 /** config.sh talks to GitHub a few times; minutes means it is stuck. */
 export const CONFIG_TIMEOUT_MS = 5 * 60_000;
@@ -68,6 +67,9 @@ function tail(output: string, vault: SecretVault, lines = ERROR_TAIL_LINES): str
     .slice(-lines)
     .join('\n');
 }
+
+/** What registering needs: the settings, the config's public part, the installed runner. */
+export interface RegisterInput { settings: Settings; jobSpec: JobSpec; runner: InstalledRunner }
 
 export async function registerRunnerService(input: RegisterInput, deps: RegistrationDeps, signal?: AbortSignal): Promise<void> {
   const { settings, jobSpec, runner } = input;

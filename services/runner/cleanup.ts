@@ -15,7 +15,7 @@ import { readdir, rm, rmdir } from 'node:fs/promises';
 import { killProcessesOfUid } from './job-cgroup.js';
 import { join } from 'node:path';
 import { JOB_SUBDIR } from './job-hooks.js';
-import { commandAs, type RunnerUser } from './runner-user.js';
+import { commandAs, type RunnerUser } from './user.js';
 
 export const RUNNER_SECRET_FILES = ['.runner', '.credentials', '.credentials_rsaparams', '.env.jit'];
 

@@ -10,7 +10,7 @@
  * release's digest from GitHub. S3's stored checksum lets a mismatch be refused before a byte
  * is extracted.
  *
- * The S3Client is injected (never a module-level client; services/aws-clients.ts makes
+ * The S3Client is injected (never a module-level client; services/aws/clients.ts makes
  * it path-style when an endpoint override is set, as emulators need). Reads return the object's
  * body as a stream for the one-pass install; writes upload a file the installer kept
  * while it streamed the GitHub download (see runner-download.ts).
@@ -19,7 +19,7 @@ import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/clie
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { ChecksumMismatchError, DownloadError, isRetriableAwsError } from './errors.js';
+import { ChecksumMismatchError, DownloadError, isRetriableAwsError } from '../errors.js';
 import { runnerAssetName, type RunnerArch } from './github-releases.js';
 
 export function runnerCacheKey(version: string, arch: RunnerArch): string {

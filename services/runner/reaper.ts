@@ -36,7 +36,7 @@ export class RunnerReaper {
     this.child?.stdin?.write(`${sid}\n`);
   }
 
-  /** A job cgroup (services/job-cgroup.ts) to kill whole if the agent dies. */
+  /** A job cgroup (services/runner/job-cgroup.ts) to kill whole if the agent dies. */
   watchCgroup(dir: string): void {
     if (dir.startsWith('/') && !/\s/.test(dir)) this.child?.stdin?.write(`${dir}\n`);
   }

@@ -27,11 +27,11 @@
  * Secrets that only the runner's own startup reads (`ACTIONS_RUNNER_INPUT_JITCONFIG`,
  * `ACTIONS_RUNNER_INPUT_TOKEN`) are added by the caller.
  */
-import type { JobSpec } from '../machines/types.js';
+import type { JobSpec } from '../domain.js';
 import type { JobHookPaths } from './job-hooks.js';
-import type { RunnerUser } from './runner-user.js';
-import type { SecretVault } from './secrets.js';
-import type { Env } from './settings.js';
+import type { RunnerUser } from './user.js';
+import type { SecretVault } from '../secrets.js';
+import type { Env } from '../settings.js';
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 

@@ -16,8 +16,8 @@ import { constants } from 'node:fs';
 import { access, lchown, lstat, readdir } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
-import { RegistrationError } from './errors.js';
-import type { Settings } from './settings.js';
+import { RegistrationError } from '../errors.js';
+import type { Settings } from '../settings.js';
 
 export const DEFAULT_RUNNER_USER = 'runner';
 export const RUNNER_USER_VARIABLE = 'RUNS_FLEET_RUNNER_USER';

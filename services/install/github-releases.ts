@@ -10,7 +10,7 @@
  * No token is sent: the agent only reads public releases.
  */
 import { Readable } from 'node:stream';
-import { DownloadError } from './errors.js';
+import { DownloadError } from '../errors.js';
 
 export type RunnerArch = 'x64' | 'arm64';
 

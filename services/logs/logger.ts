@@ -4,7 +4,7 @@
  * CloudWatch shows the whole instance's story.
  */
 import pino, { type Logger } from 'pino';
-import type { SecretVault } from './secrets.js';
+import type { SecretVault } from '../secrets.js';
 
 export type { Logger };
 

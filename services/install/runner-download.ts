@@ -23,9 +23,9 @@
  * receives nothing for `stallTimeoutMs` is aborted as a retriable failure.
  */
 import { rm } from 'node:fs/promises';
-import type { InstalledRunner } from '../machines/types.js';
-import { ensureFreeSpaceForDownload } from './disk.js';
-import { AgentError, ChecksumMismatchError, DownloadError } from './errors.js';
+import type { InstalledRunner } from '../domain.js';
+import { ensureFreeSpaceForDownload } from '../disk.js';
+import { AgentError, ChecksumMismatchError, DownloadError } from '../errors.js';
 import {
   bodyFailure,
   openDownload,
@@ -35,10 +35,10 @@ import {
   type RunnerArch,
   type RunnerRelease,
 } from './github-releases.js';
-import type { Logger } from './logger.js';
+import type { Logger } from '../logs/logger.js';
 import { installArchive, installedRunnerVersion, removeLeftovers, type Extractor, type InstalledArchive, type Owner } from './runner-archive.js';
 import { RunnerCache, S3CacheError } from './s3-cache.js';
-import type { Settings } from './settings.js';
+import type { Settings } from '../settings.js';
 
 export { installedRunnerVersion, VERSION_MARKER } from './runner-archive.js';
 export { runnerArch } from './github-releases.js';

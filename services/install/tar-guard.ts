@@ -17,7 +17,7 @@
  * - more than MAX_ARCHIVE_ENTRIES entries or MAX_ARCHIVE_BYTES of uncompressed tar (a gzip bomb
  *   fills no disk: the stream fails first).
  *
- * After extraction, services/tree-check.ts checks the tree as it landed on disk, whoever read it.
+ * After extraction, services/install/tree-check.ts checks the tree as it landed on disk, whoever read it.
  *
  * Headers are parsed by node-tar's Parser (pax and GNU long names included); its
  * `filter` hook runs synchronously while the header block is parsed, so a refused
@@ -26,7 +26,7 @@
 import { posix } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { Parser, type ReadEntry } from 'tar';
-import { DownloadError } from './errors.js';
+import { DownloadError } from '../errors.js';
 
 export class UnsafeArchiveError extends DownloadError {
   constructor(

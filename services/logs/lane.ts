@@ -27,7 +27,7 @@ import {
   splitUtf8,
   toEventMessage,
   type LogEntry,
-} from './log-events.js';
+} from './events.js';
 
 /** Shared by the lanes of one shipper: bytes held in memory, and the bound above which lanes spill. */
 export interface MemoryBudget {

@@ -73,7 +73,7 @@ export type TelemetryBody = z.infer<typeof telemetryMessageSchema>;
 /**
  * The schema as JSON Schema: what `schemas/telemetry.schema.json` holds. After changing
  * the zod schema, regenerate the file:
- *   npx esbuild services/telemetry-schema.ts --bundle --platform=node --format=esm --outfile=/tmp/ts.mjs && \
+ *   npx esbuild services/aws/telemetry-schema.ts --bundle --platform=node --format=esm --outfile=/tmp/ts.mjs && \
  *   node -e "import('/tmp/ts.mjs').then((m) => console.log(JSON.stringify(m.telemetryJsonSchema(), null, 2)))" > schemas/telemetry.schema.json
  */
 export function telemetryJsonSchema(): Record<string, unknown> {

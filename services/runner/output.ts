@@ -1,6 +1,6 @@
 /**
  * What the runner's output lines mean. (Bytes → lines, with redaction, is
- * services/line-redactor.ts.)
+ * services/logs/line-redactor.ts.)
  *
  * `parseRunnerLine` recognises the lines actions/runner prints on stdout
  * (docs/runner-and-aws-facts.md); timestamps are `yyyy-MM-dd HH:mm:ssZ`, UTC.
