@@ -52,12 +52,15 @@ test: typecheck build binary systemd-analyze orchestrator-mirror nftables
 graphviz:
 	@command -v dot >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq graphviz >/dev/null; }
 
+# Its pictures (this run's timeline, the state diagram) go to out/, git-ignored: never over docs/.
 demo: build graphviz orchestrator-mirror nftables
 	node scripts/run-ts.mjs scripts/demo.ts
 
 bench: build orchestrator-mirror nftables
 	node scripts/run-ts.mjs bench/run.ts
 
+# The only writer of docs/state-machine.md and docs/state-machine.svg; the SVG only when Graphviz's dot
+# is installed (make graphviz), else skipped with a message, so that it works offline.
 diagram: node_modules/.installed
 	node scripts/run-ts.mjs scripts/update-diagram.ts
 

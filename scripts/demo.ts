@@ -4,7 +4,7 @@
  * touch the machine it runs on: the only TerminateInstances goes to moto's instance.
  */
 import { spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { agentMachine } from '../machines/agent.machine.js';
 import { toDot } from '../machines/diagram.js';
 import { renderTimelineSvg, type TimelineEntry } from '../bin/timeline.js';
@@ -46,15 +46,18 @@ async function main() {
     console.log(bold(`\nCloudWatch Logs ${world.logGroup} / ${world.instanceId}/… (${events.length} events), the job's lines:`));
     for (const line of events.filter((l) => !l.startsWith('{')).slice(0, 20)) console.log(`  ${line}`);
 
-    // Pictures: the timeline of this run and the state diagram (Graphviz).
+    // Pictures: the timeline of this run and the state diagram (Graphviz), under out/ (git-ignored).
+    // They never overwrite docs/: the committed state diagram is `make diagram`'s.
     const states = run.logs.filter((l) => l.msg === 'state').map((l) => ({ state: String(l.state), at: Date.parse(String(l.time)) }));
     const end = Date.parse(String(run.logs.find((l) => l.msg === 'lifecycle finished')?.time ?? new Date().toISOString()));
     const entries: TimelineEntry[] = states.map((s, i) => ({ state: s.state, startMs: s.at, endMs: states[i + 1]?.at ?? end }));
-    writeFileSync('docs/demo-timeline.svg', renderTimelineSvg(entries, `runs-fleet agent: one job, ${((end - (states[0]?.at ?? end)) / 1000).toFixed(2)} s`));
-    const dot = spawnSync('dot', ['-Tsvg', '-o', 'docs/state-machine.svg'], { input: toDot(agentMachine), encoding: 'utf8' });
+    mkdirSync('out', { recursive: true });
+    writeFileSync('out/demo-timeline.svg', renderTimelineSvg(entries, `runs-fleet agent: one job, ${((end - (states[0]?.at ?? end)) / 1000).toFixed(2)} s`));
+    const dot = spawnSync('dot', ['-Tsvg'], { input: toDot(agentMachine), encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+    if (dot.status === 0) writeFileSync('out/state-machine.svg', dot.stdout);
     console.log(bold('\npictures:'));
-    console.log('  docs/demo-timeline.svg (this run)');
-    console.log(dot.status === 0 ? '  docs/state-machine.svg (Graphviz)' : `  state diagram not rendered: ${dot.error?.message ?? dot.stderr}`);
+    console.log('  out/demo-timeline.svg (this run)');
+    console.log(dot.status === 0 ? '  out/state-machine.svg (Graphviz)' : `  state diagram not rendered: ${dot.error?.message ?? dot.stderr}`);
 
     console.log(bold('\nresult:'));
     console.log(`  agent exit code: ${run.exitCode}`);
