@@ -1,13 +1,14 @@
 /**
  * running/draining: `run.sh` as the runner user. Its output becomes RUNNER_LISTENING,
- * JOB_STARTED, JOB_COMPLETED and finally RUNNER_EXITED; STOP {graceMs} drains it
- * (SIGTERM to its process group, SIGKILL after the grace). Stopping the actor kills
- * whatever is left: the runner never outlives draining.
+ * JOB_STARTED, JOB_COMPLETED and finally RUNNER_EXITED. STOP is SIGTERM to its process
+ * group, KILL is SIGKILL to all of the job; the chart times them (draining.signalling →
+ * killing). Stopping the actor (leaving withRunner) kills whatever is left: the runner
+ * never outlives draining.
  */
 import type { Logger } from 'pino';
 import { fromCallback } from 'xstate';
 import type { RunnerProcessInput } from '../machines/actor-contracts.js';
-import type { AgentEvent, StopRunnerCommand } from '../machines/events.js';
+import type { AgentEvent, RunnerCommand } from '../machines/events.js';
 import { startRunnerProcess, type OnRunnerLine, type RunnerProcessOptions } from '../services/runner/process.js';
 import type { SecretVault } from '../services/secrets.js';
 
@@ -19,10 +20,11 @@ export interface RunnerProcessDeps extends Partial<Pick<RunnerProcessOptions, 'e
 }
 
 export function runnerProcess(deps: RunnerProcessDeps) {
-  return fromCallback<StopRunnerCommand, RunnerProcessInput, AgentEvent>(({ input, sendBack, receive }) => {
+  return fromCallback<RunnerCommand, RunnerProcessInput, AgentEvent>(({ input, sendBack, receive }) => {
     const runner = startRunnerProcess({ ...deps, ...input, send: sendBack });
     receive((command) => {
-      if (command.type === 'STOP') runner.stop(command.graceMs, performance.now());
+      if (command.type === 'STOP') runner.stop();
+      else if (command.type === 'KILL') runner.kill();
     });
     return () => runner.dispose();
   });

@@ -15,8 +15,8 @@ export interface SendTelemetryDeps {
 }
 
 /**
- * One telemetry message to the termination queue: redacted, validated, bounded retries;
- * resolves `{ sent: false }` rather than rejecting. A final message carries the job's own
+ * One attempt at one telemetry message to the termination queue: redacted, validated, sent
+ * within the input's timeout; a failure rejects, classified (the chart retries). A final message carries the job's own
  * identity when the hooks recorded it (output parsing stays the primary signal).
  */
 export function sendTelemetry(deps: SendTelemetryDeps) {
@@ -27,7 +27,7 @@ export function sendTelemetry(deps: SendTelemetryDeps) {
       if (identity) message = withJobIdentity(message, identity);
     }
     const { sendTelemetry: send } = await import('../services/aws/telemetry.js'); // loaded when the first message goes out
-    return send({ client: await deps.sqs(input.region), queueUrl: input.queueUrl, message, signal, vault: deps.vault, logger: deps.logger });
+    return send({ client: await deps.sqs(input.region), queueUrl: input.queueUrl, message, signal, vault: deps.vault, logger: deps.logger, timeoutMs: input.timeoutMs });
   });
 }
 

@@ -4,7 +4,7 @@ import { fromPromise } from 'xstate';
 import type { TerminateInput } from '../machines/actor-contracts.js';
 import type { Logger } from '../services/logs/logger.js';
 
-/** EC2 TerminateInstances on this instance, retried. */
+/** EC2 TerminateInstances on this instance: one attempt (the chart retries). */
 export function terminateInstance(deps: { ec2: ClientFactory<EC2Client>; logger: Logger }) {
   return fromPromise<void, TerminateInput>(async ({ input, signal }) => {
     deps.logger.info({ instance_id: input.instanceId }, 'requesting TerminateInstances');

@@ -285,8 +285,14 @@ function readUptimeSeconds(): number | undefined {
   }
 }
 
-function stateDetail(value: StateValue): string {
+/**
+ * `booting.standby.polling`, `running.job.jobRunning`, …: the path of the first active state,
+ * from its lifecycle state down. `withRunner` only wraps running and draining (it owns the
+ * runner process), so it is left out: the log names the seven lifecycle states of SPEC §1.
+ */
+export function stateDetail(value: StateValue): string {
   if (typeof value === 'string') return value;
   const [key, inner] = Object.entries(value)[0]!;
+  if (key === 'withRunner' && inner !== undefined) return stateDetail(inner);
   return inner === undefined ? key : `${key}.${stateDetail(inner)}`;
 }

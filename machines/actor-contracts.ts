@@ -5,7 +5,7 @@
  */
 import { fromCallback, fromPromise, type AnyEventObject } from 'xstate';
 import type { Settings } from '../services/settings.js';
-import type { AgentEvent, StopRunnerCommand } from './events.js';
+import type { AgentEvent, RunnerCommand } from './events.js';
 import type { TelemetryMessage } from './outcome.js';
 import type { Identity, InstalledRunner, JobFacts, JobPrep, JobSpec, LogUploadOutcome } from './types.js';
 
@@ -15,7 +15,7 @@ export interface DownloadInput { settings: Settings; attempt: number }
 export type { RegisterInput } from '../services/runner/registration.js';
 import type { RegisterInput } from '../services/runner/registration.js';
 export interface RunnerProcessInput { settings: Settings; jobSpec: JobSpec; runner: InstalledRunner }
-export interface TelemetryInput { queueUrl?: string; message: TelemetryMessage; region?: string }
+export interface TelemetryInput { queueUrl?: string; message: TelemetryMessage; region?: string; /** This attempt's own timeout. */ timeoutMs?: number }
 export type { TelemetryResult } from '../services/aws/telemetry.js';
 import type { TelemetryResult } from '../services/aws/telemetry.js';
 export interface CleanupInput { settings: Settings }
@@ -60,8 +60,8 @@ export const actorContracts = {
   /** The runner's `_diag` logs, gzipped, to the config's runner-logs bucket; resolves the outcome. */
   uploadRunnerLogs: notProvided<LogUploadOutcome, RunnerLogsInput>('uploadRunnerLogs'),
   /** `run.sh` as the runner user; output parsed into events; STOP drains its process group. */
-  runnerProcess: notProvidedCallback<RunnerProcessInput, StopRunnerCommand>('runnerProcess'),
-  /** One telemetry message to SQS, bounded retries; resolves `{ sent: false }` rather than rejecting. */
+  runnerProcess: notProvidedCallback<RunnerProcessInput, RunnerCommand>('runnerProcess'),
+  /** One attempt at one telemetry message to SQS; rejects with a classified TelemetryError (the chart retries). */
   sendTelemetry: notProvided<TelemetryResult, TelemetryInput>('sendTelemetry'),
   /** Remove the runner's secrets and work dir, and the agent's state files. */
   cleanup: notProvided<void, CleanupInput>('cleanup'),

@@ -7,7 +7,7 @@
  * stop (SIGTERM, spot notice, max runtime, idle, full disk) and crash is an event.
  * Pure decisions (final status, telemetry message) live in outcome.ts.
  */
-import { assign, enqueueActions, log, raise, setup, spawnChild, stopChild, type DoneActorEvent } from 'xstate';
+import { assign, enqueueActions, log, raise, setup, stopChild, type DoneActorEvent } from 'xstate';
 import { parseSettings, type Settings } from '../services/settings.js';
 import { actorContracts } from './actor-contracts.js';
 import { STOP_EVENTS, type AgentEvent, type StopReason } from './events.js';
@@ -47,6 +47,25 @@ export const RUNNER_LOGS_BUDGET_MS = 60_000;
 /** After a spot notice, what the runner logs' upload leaves of the time before AWS acts, for the report and the termination. */
 export const SPOT_REPORT_RESERVE_MS = 20_000;
 
+/** The chart's retry loops (`attempt → backoff`), each with its own bound and named delay. */
+export type RetryLoop = 'startedTelemetry' | 'finalTelemetry' | 'terminate';
+export const RETRY_POLICY: Record<RetryLoop, { attempts: number; baseMs: number; maxMs: number }> = {
+  /** The `started` confirmation: a few tries while the job runs anyway. */
+  startedTelemetry: { attempts: 3, baseMs: 1_000, maxMs: 8_000 },
+  /** The final report: bounded by attempts and by the report deadline (RUNS_FLEET_REPORT_TIMEOUT_SECONDS). */
+  finalTelemetry: { attempts: 4, baseMs: 1_000, maxMs: 8_000 },
+  /** TerminateInstances: bounded by attempts and by RUNS_FLEET_TERMINATE_TIMEOUT_SECONDS. */
+  terminate: { attempts: 3, baseMs: 1_000, maxMs: 4_000 },
+};
+/** One SendMessage attempt's own timeout (a queue that does not answer is a failed attempt). */
+export const TELEMETRY_ATTEMPT_TIMEOUT_MS = 10_000;
+
+/** The delay before attempt `attempt + 1` of `loop`: capped exponential, with jitter (half to full). */
+export function retryBackoffMs(loop: RetryLoop, attempt: number, random: () => number = Math.random): number {
+  const { baseMs, maxMs } = RETRY_POLICY[loop];
+  return Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1)) * (0.5 + random() / 2);
+}
+
 const errorText = (event: unknown): string => {
   const error = (event as { error?: unknown }).error;
   return error instanceof Error ? error.message : String(error);
@@ -71,7 +90,7 @@ const REPORT_ANYWAY = {
   PANIC: { target: 'sending', actions: 'countPanic', description: 'A crash: report anyway.' },
 } as const;
 
-export const agentMachine = setup({
+const agentSetup = setup({
   types: {
     context: {} as AgentContext,
     events: {} as AgentEvent,
@@ -102,6 +121,9 @@ export const agentMachine = setup({
       context.prefetch === 'failed' && Boolean(context.prefetchError?.retriable) && context.downloadAttempt < DOWNLOAD_ATTEMPTS,
     /** The prefetch failed for good (404, checksum mismatch). */
     prefetchFailed: ({ context }) => context.prefetch === 'failed',
+    /** The failed attempt may succeed if tried again, and the loop has attempts left. */
+    canRetry: ({ context, event }, params: { loop: RetryLoop }) =>
+      isRetriable(event) && (context.retries[params.loop] ?? 1) < RETRY_POLICY[params.loop].attempts,
   },
   delays: {
     /** Hard ceiling from agent start (RUNS_FLEET_MAX_RUNTIME_MINUTES). */
@@ -120,8 +142,10 @@ export const agentMachine = setup({
       context.retryAfterMs !== undefined
         ? Math.min(context.retryAfterMs, MAX_RETRY_AFTER_MS)
         : Math.min(8_000, 1_000 * 2 ** (context.downloadAttempt - 1)) * (0.5 + Math.random() / 2),
-    /** Graceful stop + SIGKILL + reaping; after this the runner is abandoned (and killed on exit). */
-    drainDeadline: ({ context }) => drainGraceMs(context) + KILL_WAIT_MS,
+    /** From SIGTERM to SIGKILL of the runner (RUNS_FLEET_DRAIN_GRACE_SECONDS; less after a spot notice). */
+    drainGrace: ({ context }) => drainGraceMs(context),
+    /** From SIGKILL until the runner's exit is seen; after this it is abandoned (and killed again on leaving). */
+    killWait: KILL_WAIT_MS,
     /** Telemetry may not hold the instance longer than this (RUNS_FLEET_REPORT_TIMEOUT_SECONDS). */
     reportDeadline: ({ context }) => context.settings.reportTimeoutMs,
     cleanupDeadline: CLEANUP_DEADLINE_MS,
@@ -138,6 +162,10 @@ export const agentMachine = setup({
     flushDeadline: ({ context }) => context.settings.logFlushTimeoutMs + BACKSTOP_MS,
     /** TerminateInstances with its retries (RUNS_FLEET_TERMINATE_TIMEOUT_SECONDS). */
     terminateDeadline: ({ context }) => context.settings.terminateTimeoutMs,
+    /** The retry loops' backoffs (RETRY_POLICY). */
+    startedTelemetryBackoff: ({ context }) => retryBackoffMs('startedTelemetry', context.retries.startedTelemetry ?? 1),
+    finalTelemetryBackoff: ({ context }) => retryBackoffMs('finalTelemetry', context.retries.finalTelemetry ?? 1),
+    terminateBackoff: ({ context }) => retryBackoffMs('terminate', context.retries.terminate ?? 1),
   },
   actions: {
     enterState: assign(({ context }, params: { state: StateName }) => ({
@@ -266,15 +294,82 @@ export const agentMachine = setup({
       telemetry: { ...context.telemetry, startedSent: Boolean((event as { output?: { sent?: boolean } }).output?.sent) },
     })),
     markFinalSent: assign(({ context }) => ({ telemetry: { ...context.telemetry, finalSent: true } })),
+    recordTelemetryGiveUp: log(({ event }) => `telemetry not sent: ${errorText(event)}`),
     markTerminationRequested: assign(({ context }) => ({ termination: { ...context.termination, requested: true } })),
     recordTerminationError: assign(({ context, event }) => ({
       termination: { ...context.termination, error: context.identity ? errorText(event) : 'instance id unknown' },
     })),
-    stopRunner: enqueueActions(({ context, enqueue }) => {
-      if (!context.runnerExit) enqueue.sendTo('runner', { type: 'STOP', graceMs: drainGraceMs(context) });
+    startRetryLoop: assign(({ context }, params: { loop: RetryLoop }) => ({ retries: { ...context.retries, [params.loop]: 1 } })),
+    endRetryLoop: assign(({ context }, params: { loop: RetryLoop }) => {
+      const { [params.loop]: _, ...rest } = context.retries;
+      return { retries: rest };
+    }),
+    /** A retriable failure: count it, and say so (every retry is visible in the agent's log). */
+    countRetry: enqueueActions(({ context, event, enqueue }, params: { loop: RetryLoop }) => {
+      const attempt = context.retries[params.loop] ?? 1;
+      enqueue(log(`${params.loop}: attempt ${attempt} of ${RETRY_POLICY[params.loop].attempts} failed, retrying: ${errorText(event)}`));
+      enqueue.assign({ retries: { ...context.retries, [params.loop]: attempt + 1 } });
+    }),
+    signalRunner: enqueueActions(({ context, enqueue }) => {
+      if (!context.runnerExit) enqueue.sendTo('runner', { type: 'STOP' });
+    }),
+    killRunner: enqueueActions(({ context, enqueue }) => {
+      if (!context.runnerExit) enqueue.sendTo('runner', { type: 'KILL' });
     }),
   },
-}).createMachine({
+});
+
+/**
+ * One retry loop, the same everywhere: `attempt` invokes the actor once; a retriable failure with
+ * attempts left goes to `backoff` (the loop's named, capped, jittered delay), then back; anything
+ * else is `onGiveUp`. The attempt count lives in context only while the loop runs.
+ */
+function retryLoop(
+  loop: RetryLoop,
+  config: {
+    description: string;
+    /** The one attempt: src, input, onDone (its onError is the loop's). */
+    attempt: { src: keyof typeof actorContracts; input: unknown; onDone: unknown };
+    /** A failure that is not retriable, or the last attempt's. */
+    onGiveUp: AgentTransition;
+    /** The loop's own deadline and whatever else the compound state takes. */
+    after?: AgentStateConfig['after'];
+    on?: AgentStateConfig['on'];
+  },
+) {
+  return agentSetup.createStateConfig({
+    description: config.description,
+    entry: { type: 'startRetryLoop', params: { loop } },
+    exit: { type: 'endRetryLoop', params: { loop } },
+    ...(config.after ? { after: config.after } : {}),
+    ...(config.on ? { on: config.on } : {}),
+    initial: 'attempt',
+    states: {
+      attempt: {
+        invoke: {
+          ...config.attempt,
+          onError: [
+            {
+              guard: { type: 'canRetry', params: { loop } },
+              target: 'backoff',
+              actions: { type: 'countRetry', params: { loop } },
+              description: 'Retriable (throttling, 5xx, no answer) and attempts left.',
+            },
+            config.onGiveUp,
+          ],
+        },
+      } as unknown as AgentStateConfig,
+      backoff: {
+        description: `Capped, jittered backoff; at most ${RETRY_POLICY[loop].attempts} attempts in all.`,
+        after: { [`${loop}Backoff`]: 'attempt' },
+      },
+    },
+  });
+}
+type AgentStateConfig = Parameters<typeof agentSetup.createStateConfig>[0];
+type AgentTransition = Exclude<NonNullable<Parameters<typeof agentSetup.createStateConfig>[0]['always']>, string | readonly unknown[]>;
+
+export const agentMachine = agentSetup.createMachine({
   id: 'agent',
   description: 'One ephemeral GitHub Actions job on one EC2 instance, from boot to self-termination.',
   context: ({ input }) => {
@@ -295,6 +390,7 @@ export const agentMachine = setup({
       standby: { polls: 0, errors: 0, throttled: 0, suppressed: 0 },
       prefetch: 'off',
       watchdogsStarted: false,
+      retries: {},
       bootUptimeSeconds: input.bootUptimeSeconds,
     };
   },
@@ -504,107 +600,120 @@ export const agentMachine = setup({
           invoke: {
             src: 'prepareJob',
             input: ({ context }) => ({ settings: context.settings, jobSpec: context.jobSpec!, runner: context.runner! }),
-            onDone: { target: '#agent.running', actions: assign({ jobPrep: ({ event }) => event.output }) },
-            onError: { target: '#agent.running', actions: log(({ event }) => `preparing the job failed (the job runs without it): ${errorText(event)}`) },
+            onDone: { target: '#agent.withRunner', actions: assign({ jobPrep: ({ event }) => event.output }) },
+            onError: { target: '#agent.withRunner', actions: log(({ event }) => `preparing the job failed (the job runs without it): ${errorText(event)}`) },
           },
-          after: { prepareDeadline: { target: '#agent.running', description: 'Never holds the job.' } },
+          after: { prepareDeadline: { target: '#agent.withRunner', description: 'Never holds the job.' } },
         },
       },
     },
 
-    running: {
-      description: 'run.sh as the runner user; its output tells when the job starts and how it ended.',
-      type: 'parallel',
-      entry: [
-        { type: 'enterState', params: { state: 'running' } },
-        spawnChild('runnerProcess', {
-          id: 'runner',
-          input: ({ context }) => ({ settings: context.settings, jobSpec: context.jobSpec!, runner: context.runner! }),
-        }),
-      ],
-      exit: 'leaveState',
-      on: {
-        SIGTERM: { target: 'draining', actions: 'recordStop', description: 'Stop the job gracefully.' },
-        SPOT_INTERRUPTION: { target: 'draining', actions: 'recordStop', description: 'Spot notice: stop within two minutes.' },
-        TIMEOUT: { target: 'draining', actions: 'recordStop', description: 'Max runtime reached: stop the job.' },
-        DISK_FULL: { target: 'draining', actions: 'recordStop', description: 'Disk full: stop the job.' },
-        IDLE_TIMEOUT: { target: 'draining', actions: 'recordStop', description: 'No job came: stop the runner.' },
-        PANIC: { target: 'draining', actions: 'recordPanic', description: 'A crash: stop the runner before reporting.' },
-        RUNNER_EXITED: { target: 'draining', actions: 'markRunnerExited', description: 'The runner ended by itself.' },
-        RUNNER_SPAWNED: { actions: 'markRunnerSpawned' },
-        JOB_COMPLETED: { actions: 'markJobCompleted' },
+    withRunner: {
+      description: 'run.sh lives exactly as long as this state: invoked on entry, stopped (everything of the job killed) on exit.',
+      invoke: {
+        src: 'runnerProcess',
+        id: 'runner',
+        input: ({ context }) => ({ settings: context.settings, jobSpec: context.jobSpec!, runner: context.runner! }),
       },
+      initial: 'running',
       states: {
-        job: {
-          initial: 'waitingForJob',
-          states: {
-            waitingForJob: {
-              description: 'Registered; waiting for GitHub to assign the job.',
-              on: {
-                RUNNER_LISTENING: { actions: 'markJobListening' },
-                JOB_STARTED: { target: 'jobRunning', actions: 'markJobStarted' },
-              },
-              after: {
-                idleTimeout: {
-                  actions: raise({ type: 'IDLE_TIMEOUT' }),
-                  description: 'No job in time: the only escape from run.sh restarting forever.',
+      running: {
+        description: 'run.sh as the runner user; its output tells when the job starts and how it ended.',
+        type: 'parallel',
+        entry: { type: 'enterState', params: { state: 'running' } },
+        exit: 'leaveState',
+        on: {
+          SIGTERM: { target: '#agent.withRunner.draining', actions: 'recordStop', description: 'Stop the job gracefully.' },
+          SPOT_INTERRUPTION: { target: '#agent.withRunner.draining', actions: 'recordStop', description: 'Spot notice: stop within two minutes.' },
+          TIMEOUT: { target: '#agent.withRunner.draining', actions: 'recordStop', description: 'Max runtime reached: stop the job.' },
+          DISK_FULL: { target: '#agent.withRunner.draining', actions: 'recordStop', description: 'Disk full: stop the job.' },
+          IDLE_TIMEOUT: { target: '#agent.withRunner.draining', actions: 'recordStop', description: 'No job came: stop the runner.' },
+          PANIC: { target: '#agent.withRunner.draining', actions: 'recordPanic', description: 'A crash: stop the runner before reporting.' },
+          RUNNER_EXITED: { target: '#agent.withRunner.draining', actions: 'markRunnerExited', description: 'The runner ended by itself.' },
+          RUNNER_SPAWNED: { actions: 'markRunnerSpawned' },
+          JOB_COMPLETED: { actions: 'markJobCompleted' },
+        },
+        states: {
+          job: {
+            initial: 'waitingForJob',
+            states: {
+              waitingForJob: {
+                description: 'Registered; waiting for GitHub to assign the job.',
+                on: {
+                  RUNNER_LISTENING: { actions: 'markJobListening' },
+                  JOB_STARTED: { target: 'jobRunning', actions: 'markJobStarted' },
+                },
+                after: {
+                  idleTimeout: {
+                    actions: raise({ type: 'IDLE_TIMEOUT' }),
+                    description: 'No job in time: the only escape from run.sh restarting forever.',
+                  },
                 },
               },
+              jobRunning: { description: 'The job runs.' },
             },
-            jobRunning: { description: 'The job runs.' },
+          },
+          confirmation: {
+            description: "The orchestrator's confirmation that the runner came up: `started`, once, when run.sh runs.",
+            initial: 'awaitingSpawn',
+            states: {
+              awaitingSpawn: {
+                on: { RUNNER_SPAWNED: { target: 'sending', actions: 'markRunnerSpawned' } },
+              },
+              sending: retryLoop('startedTelemetry', {
+                description: 'The `started` message, retried a few times; the job runs either way.',
+                attempt: {
+                  src: 'sendTelemetry',
+                  input: ({ context }: { context: AgentContext }) => ({
+                    queueUrl: queueUrl(context),
+                    region: context.identity?.region,
+                    message: telemetryMessage(context, 'started'),
+                    timeoutMs: TELEMETRY_ATTEMPT_TIMEOUT_MS,
+                  }),
+                  onDone: { target: '#agent.withRunner.running.confirmation.settled', actions: 'markStartedSent' },
+                },
+                onGiveUp: { target: '#agent.withRunner.running.confirmation.settled', actions: 'recordTelemetryGiveUp', description: 'Not retriable, or the last attempt.' },
+              }),
+              settled: { type: 'final' },
+            },
           },
         },
-        confirmation: {
-          description: "The orchestrator's confirmation that the runner came up: `started`, once, when run.sh runs.",
-          initial: 'awaitingSpawn',
-          states: {
-            awaitingSpawn: {
-              on: { RUNNER_SPAWNED: { target: 'sending', actions: 'markRunnerSpawned' } },
-            },
-            sending: {
-              invoke: {
-                src: 'sendTelemetry',
-                input: ({ context }) => ({
-                  queueUrl: queueUrl(context),
-                  region: context.identity?.region,
-                  message: telemetryMessage(context, 'started'),
-                }),
-                onDone: { target: 'settled', actions: 'markStartedSent' },
-                onError: { target: 'settled' },
+      },
+
+      draining: {
+        description: 'Stop the runner: SIGTERM to its process group, SIGKILL when the grace is over.',
+        entry: { type: 'enterState', params: { state: 'draining' } },
+        exit: 'leaveState',
+        on: {
+          RUNNER_EXITED: { target: '#agent.reporting', actions: 'markRunnerExited', description: 'The runner is gone.' },
+          RUNNER_SPAWNED: { actions: 'markRunnerSpawned' },
+          JOB_COMPLETED: { actions: 'markJobCompleted' },
+          SIGTERM: { description: 'Already draining.' },
+          SPOT_INTERRUPTION: { description: 'Already draining.' },
+          TIMEOUT: { description: 'Already draining; drainGrace and killWait bound it.' },
+          DISK_FULL: { description: 'Already draining.' },
+          PANIC: { target: '#agent.reporting', actions: 'recordPanic', description: 'A crash while draining: leaving withRunner kills the runner.' },
+        },
+        always: { guard: 'runnerGone', target: '#agent.reporting', description: 'The runner already exited by itself.' },
+        initial: 'signalling',
+        states: {
+          signalling: {
+            description: 'SIGTERM to run.sh: the runner cancels the job and exits.',
+            entry: 'signalRunner',
+            after: { drainGrace: { target: 'killing', description: 'RUNS_FLEET_DRAIN_GRACE_SECONDS (capped after a spot notice).' } },
+          },
+          killing: {
+            description: 'SIGKILL to all of the job: its session, its cgroup, its uid.',
+            entry: 'killRunner',
+            after: {
+              killWait: {
+                target: '#agent.reporting',
+                description: 'Its exit was not seen: abandon it (leaving withRunner kills it again).',
               },
             },
-            settled: { type: 'final' },
           },
         },
       },
-    },
-
-    draining: {
-      description: 'Stop the runner: SIGTERM to its process group, SIGKILL after the grace period.',
-      entry: [{ type: 'enterState', params: { state: 'draining' } }],
-      exit: ['leaveState', stopChild('runner')],
-      on: {
-        RUNNER_EXITED: { target: 'reporting', actions: 'markRunnerExited', description: 'The runner is gone.' },
-        RUNNER_SPAWNED: { actions: 'markRunnerSpawned' },
-        JOB_COMPLETED: { actions: 'markJobCompleted' },
-        SIGTERM: { description: 'Already draining.' },
-        SPOT_INTERRUPTION: { description: 'Already draining.' },
-        TIMEOUT: { description: 'Already draining; the drain deadline bounds it.' },
-        DISK_FULL: { description: 'Already draining.' },
-        PANIC: { target: 'reporting', actions: 'recordPanic', description: 'A crash while draining: the runner is killed on exit.' },
-      },
-      always: { guard: 'runnerGone', target: 'reporting', description: 'The runner already exited by itself.' },
-      initial: 'stopping',
-      states: {
-        stopping: {
-          entry: 'stopRunner',
-          after: {
-            drainDeadline: {
-              target: '#agent.reporting',
-              description: 'The runner did not go away: abandon it (killed when draining exits).',
-            },
-          },
-        },
       },
     },
 
@@ -658,24 +767,25 @@ export const agentMachine = setup({
           after: { flushDeadline: { target: 'sending', description: 'A dead logs endpoint cannot hold the report.' } },
           on: REPORT_ANYWAY,
         },
-        sending: {
-          description: 'The final message to the termination queue (bounded retries and time).',
-          invoke: {
+        sending: retryLoop('finalTelemetry', {
+          description: 'The final message to the termination queue: bounded attempts, all within the report deadline.',
+          attempt: {
             src: 'sendTelemetry',
-            input: ({ context }) => ({
+            input: ({ context }: { context: AgentContext }) => ({
               queueUrl: queueUrl(context),
               region: context.identity?.region,
               message: telemetryMessage(context, finalStatus(context).status),
+              timeoutMs: TELEMETRY_ATTEMPT_TIMEOUT_MS,
             }),
             onDone: { target: '#agent.terminating', actions: 'markFinalSent' },
-            onError: { target: '#agent.terminating' },
           },
-          after: { reportDeadline: { target: '#agent.terminating', description: 'The queue did not answer in time.' } },
+          onGiveUp: { target: '#agent.terminating', actions: 'recordTelemetryGiveUp', description: 'Not retriable, or the last attempt.' },
+          after: { reportDeadline: { target: '#agent.terminating', description: 'RUNS_FLEET_REPORT_TIMEOUT_SECONDS: the queue did not take it in time.' } },
           on: {
             TIMEOUT: { description: 'The report deadline bounds the send.' },
             PANIC: { target: '#agent.terminating', actions: 'countPanic', description: 'A crash while sending goes straight to termination.' },
           },
-        },
+        }),
       },
     },
 
@@ -719,16 +829,16 @@ export const agentMachine = setup({
             { target: 'requestingTermination' },
           ],
         },
-        requestingTermination: {
-          description: 'EC2 TerminateInstances on this instance.',
-          invoke: {
+        requestingTermination: retryLoop('terminate', {
+          description: 'EC2 TerminateInstances on this instance: bounded attempts within the terminate deadline.',
+          attempt: {
             src: 'terminateInstance',
-            input: ({ context }) => ({ instanceId: context.identity!.instanceId, region: context.identity!.region }),
-            onDone: { target: 'done', actions: 'markTerminationRequested' },
-            onError: { target: 'done', actions: 'recordTerminationError' },
+            input: ({ context }: { context: AgentContext }) => ({ instanceId: context.identity!.instanceId, region: context.identity!.region }),
+            onDone: { target: '#agent.terminating.done', actions: 'markTerminationRequested' },
           },
-          after: { terminateDeadline: { target: 'done', actions: 'recordTerminationError' } },
-        },
+          onGiveUp: { target: '#agent.terminating.done', actions: 'recordTerminationError' },
+          after: { terminateDeadline: { target: '#agent.terminating.done', actions: 'recordTerminationError' } },
+        }),
         done: {
           type: 'final',
           entry: 'leaveState',

@@ -6,7 +6,7 @@
 
 import type { DownloadFailure, InstalledRunner, JobCompletedEvent, JobStartedEvent, RunnerExitedEvent, RunnerListeningEvent, RunnerSpawnedEvent } from '../services/domain.js';
 
-export type { JobCompletedEvent, JobStartedEvent, RunnerEvent, RunnerExitedEvent, RunnerListeningEvent, RunnerSpawnedEvent, StopRunnerCommand } from '../services/domain.js';
+export type { JobCompletedEvent, JobStartedEvent, RunnerEvent, RunnerExitedEvent, RunnerListeningEvent, RunnerSpawnedEvent, RunnerCommand } from '../services/domain.js';
 
 /** Why a job (or the boot) was stopped before its natural end. Kept for telemetry. */
 export type StopReason = 'sigterm' | 'spot' | 'timeout' | 'idle' | 'disk_full';

@@ -72,6 +72,8 @@ export interface AgentContext {
   prefetchMs?: number;
   prefetchError?: DownloadFailure;
   watchdogsStarted: boolean;
+  /** The attempt each running retry loop is at (machines/agent.machine.ts retryLoop); absent when the loop is not running. */
+  retries: Partial<Record<'startedTelemetry' | 'finalTelemetry' | 'terminate', number>>;
   /** When run.sh was spawned (the `started` message's started_at). */
   runnerSpawnedAtMs?: number;
   jobPrep?: JobPrep;

@@ -136,9 +136,9 @@ export interface RunnerExitedEvent {
 
 export type RunnerEvent = RunnerSpawnedEvent | RunnerListeningEvent | JobStartedEvent | JobCompletedEvent | RunnerExitedEvent;
 
-/** Sent by the machine to the runner process actor while draining. */
-export interface StopRunnerCommand {
-  type: 'STOP';
-  /** How long to wait after SIGTERM before SIGKILL of the whole process group. */
-  graceMs: number;
-}
+/**
+ * What the chart tells the runner process while draining (draining.signalling, then
+ * draining.killing): SIGTERM to run.sh's process group; then SIGKILL to all of the job (its
+ * session, its cgroup, its uid). The timing between them is the chart's (drainGrace, killWait).
+ */
+export type RunnerCommand = { type: 'STOP' } | { type: 'KILL' };

@@ -18,6 +18,7 @@ export class DownloadError extends AgentError {}
 export class ChecksumMismatchError extends DownloadError {}
 export class RegistrationError extends AgentError {}
 export class TerminationError extends AgentError {}
+export class TelemetryError extends AgentError {}
 
 /** A one-line description of any thrown value, for logs and telemetry. */
 export function describeError(error: unknown): string {
@@ -25,13 +26,20 @@ export function describeError(error: unknown): string {
   return String(error);
 }
 
-/** True for AWS SDK errors that are worth retrying (throttling, 5xx, network). */
+/**
+ * The one classifier of AWS failures (every service uses it; the chart's retry guards read the
+ * `retriable` it puts on the error): throttling, 5xx, timeouts and requests that never got an
+ * answer (reset, refused, DNS) may succeed if tried again; other 4xx and programming errors not.
+ */
 export function isRetriableAwsError(error: unknown): boolean {
-  const e = error as { $retryable?: unknown; $metadata?: { httpStatusCode?: number }; name?: string; code?: string };
+  const e = error as { $retryable?: unknown; $metadata?: { httpStatusCode?: number }; name?: string; code?: string } | undefined;
   if (e?.$retryable) return true;
   const status = e?.$metadata?.httpStatusCode;
-  if (status !== undefined && (status >= 500 || status === 429)) return true;
-  return /Throttl|TooManyRequests|RequestLimitExceeded|ECONNRESET|ECONNREFUSED|ETIMEDOUT|EPIPE|TimeoutError/i.test(
-    `${e?.name ?? ''} ${e?.code ?? ''}`,
-  );
+  if (status !== undefined) return status >= 500 || status === 429 || /Throttl|TooManyRequests|RequestLimitExceeded/i.test(`${e?.name ?? ''}`);
+  if (/Throttl|TooManyRequests|RequestLimitExceeded|ServiceUnavailable|ECONNRESET|ECONNREFUSED|ETIMEDOUT|EPIPE|ENOTFOUND|EAI_AGAIN|TimeoutError|AbortError/i.test(`${e?.name ?? ''} ${e?.code ?? ''}`)) {
+    return true;
+  }
+  if (error instanceof TypeError || error instanceof RangeError || error instanceof SyntaxError) return false;
+  // No HTTP status at all: the request never got an answer.
+  return error instanceof Error;
 }

@@ -3,7 +3,6 @@
  * telemetry, SSM config, TerminateInstances), whose calls must end by their deadline even
  * when a client ignores its abort signal.
  */
-import { isRetriableAwsError } from './errors.js';
 
 /** The call's promise, rejected as soon as `signal` aborts (a client that ignores the signal cannot hold us). */
 export function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
@@ -45,14 +44,4 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 /** Capped exponential backoff with jitter: attempt 1 → ~base, doubling, ≤ max. */
 export function backoffMs(attempt: number, baseMs: number, maxMs: number): number {
   return Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1)) * (0.5 + Math.random() / 2);
-}
-
-/** Throttling, 5xx, network errors and timeouts are worth retrying; other 4xx are not. */
-export function isTransient(error: unknown): boolean {
-  if (isRetriableAwsError(error)) return true;
-  const e = error as { name?: string; $metadata?: { httpStatusCode?: number } } | undefined;
-  if (e?.name === 'ServiceUnavailableException' || e?.name === 'AbortError' || e?.name === 'TimeoutError') return true;
-  if (error instanceof TypeError || error instanceof RangeError || error instanceof SyntaxError) return false;
-  // No HTTP status at all: the request never got an answer (reset, refused, DNS).
-  return e?.$metadata?.httpStatusCode === undefined;
 }

@@ -97,23 +97,25 @@ describe('SsmConfigStore (one standby poll)', () => {
   });
 });
 
-const fast = { backoffMs: () => 1 };
-
 describe('terminateInstance', () => {
   const ec2 = mockClient(EC2Client);
   beforeEach(() => {
     ec2.reset();
   });
 
-  it('asks for exactly this instance, retrying a 5xx', async () => {
+  it('asks for exactly this instance, once; a 5xx is a retriable failure for the chart', async () => {
     ec2.on(TerminateInstancesCommand).rejectsOnce(awsError('InternalError', 503)).resolves({});
-    await terminateInstance(new EC2Client({ region: 'us-east-1' }), 'i-0abc', fast);
+    await expect(terminateInstance(new EC2Client({ region: 'us-east-1' }), 'i-0abc')).rejects.toMatchObject({ retriable: true, name: 'TerminationError' });
+    await terminateInstance(new EC2Client({ region: 'us-east-1' }), 'i-0abc');
     expect(ec2.commandCalls(TerminateInstancesCommand).map((c) => c.args[0].input)).toEqual([{ InstanceIds: ['i-0abc'] }, { InstanceIds: ['i-0abc'] }]);
   });
 
-  it('gives up on an authorization error at once', async () => {
+  it('an authorization error is not retriable', async () => {
     ec2.on(TerminateInstancesCommand).rejects(awsError('UnauthorizedOperation', 403));
-    await expect(terminateInstance(new EC2Client({ region: 'us-east-1' }), 'i-0abc', fast)).rejects.toThrow('TerminateInstances for i-0abc failed after 1 attempt(s)');
+    await expect(terminateInstance(new EC2Client({ region: 'us-east-1' }), 'i-0abc')).rejects.toMatchObject({
+      retriable: false,
+      message: expect.stringContaining('TerminateInstances for i-0abc failed: UnauthorizedOperation'),
+    });
   });
 });
 

@@ -1,6 +1,6 @@
 /** The command line (SPEC §2), parsed with node:util's parseArgs: unknown options are errors, exit 2. */
 import { describe, expect, it } from '@jest/globals';
-import { main } from '../bin/main.js';
+import { main, stateDetail } from '../bin/main.js';
 
 function io() {
   const out: string[] = [];
@@ -34,5 +34,12 @@ describe('runs-fleet-agent command line', () => {
     const r = io();
     expect(await main(argv, r.io)).toBe(2);
     expect(r.err.join('')).toMatch(message);
+  });
+
+  it('the state log names the lifecycle state: withRunner (the runner process\'s owner) is left out', () => {
+    expect(stateDetail({ withRunner: { running: { job: 'jobRunning', confirmation: 'settled' } } })).toBe('running.job.jobRunning');
+    expect(stateDetail({ withRunner: { draining: 'killing' } })).toBe('draining.killing');
+    expect(stateDetail({ reporting: { sending: 'backoff' } })).toBe('reporting.sending.backoff');
+    expect(stateDetail('standbyEnded')).toBe('standbyEnded');
   });
 });

@@ -34,7 +34,7 @@ describe('state diagram', () => {
     expect(edges).toContain('booting_validated->downloading:always');
     expect(edges).toContain('downloading_attempt->registering:onDone downloadRunner');
     expect(edges).toContain('registering_registeringRunner->registering_preparingJob:onDone registerRunner');
-    expect(edges).toContain('registering_preparingJob->running:onDone prepareJob');
+    expect(edges).toContain(`registering_preparingJob->${at('running').replace(/_running$/, '')}:onDone prepareJob`); // into withRunner, which starts run.sh
     expect(edges).toContain('booting_standby_polling->booting_validated:onDone readRunnerConfig');
     expect(edges).toContain('booting_standby_waiting->standbyEnded:after standbyDeadline');
     expect(edges).toContain('booting_standby_polling->reporting:onDone readRunnerConfig [standbyStopRequested]'); // a stop during the poll that found a config
@@ -112,13 +112,13 @@ describe('state diagram', () => {
 
       const dot = toDot(agentMachine).split('\n');
       expect(dot.filter((l) => l.startsWith(`  ${graph.rootId} -> `) && l.includes('SIGTERM'))).toHaveLength(1);
-      expect(dot.filter((l) => l.includes('SIGTERM') && l.includes('ltail=cluster_running'))).toHaveLength(1);
+      expect(dot.filter((l) => l.includes('SIGTERM') && l.includes(`ltail=cluster_${at('running')}`))).toHaveLength(1);
       expect(dot.filter((l) => / -> /.test(l) && l.includes('SIGTERM')).length).toBeLessThanOrEqual(3); // any state, booting, running
       const mermaid = toMermaid(agentMachine).split('\n');
       expect(mermaid.filter((l) => l.includes('-->') && l.includes('SIGTERM'))).toEqual([
         expect.stringMatching(/^ {2}agent --> reporting : .*SIGTERM/),
         expect.stringMatching(/^ {2}booting --> standbyEnded : .*SIGTERM/),
-        expect.stringMatching(/^ {2}running --> draining : .*SIGTERM/),
+        expect.stringMatching(new RegExp(`^ {2}${at('running')} --> ${at('draining')} : .*SIGTERM`)),
       ]);
     });
 

@@ -13,7 +13,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { getAdjacencyMap } from '@xstate/graph';
 import { createActor, SimulatedClock, type AnyStateNode, type EventObject } from 'xstate';
-import { agentMachine } from '../machines/agent.machine.js';
+import { agentMachine, RETRY_POLICY } from '../machines/agent.machine.js';
 import type { AgentContext } from '../machines/types.js';
 import { prepareTelemetry } from '../services/aws/telemetry.js';
 import { defaultOutputs, FakeActors, settle } from './support/fake-actors.js';
@@ -53,7 +53,8 @@ function eventsFor(snapshot: Snapshot): EventObject[] {
         continue;
       }
       events.push({ type, error: retriable } as EventObject);
-      if (type.includes('downloading')) events.push({ type, error: terminal } as EventObject);
+      // Retry loops (downloading's and the chart's `attempt → backoff` ones) tell the two apart.
+      if (type.includes('downloading') || type.includes('.attempt')) events.push({ type, error: terminal } as EventObject);
     } else {
       switch (type) {
         case 'SIGTERM':
@@ -110,6 +111,7 @@ function serialize(snapshot: Snapshot): string {
     prefetch: c.prefetch,
     prefetchRetriable: c.prefetchError?.retriable,
     runnerReady: c.runner !== undefined,
+    retries: c.retries,
   });
 }
 const serializeEvent = (event: EventObject) => JSON.stringify(event);
@@ -206,6 +208,8 @@ async function replay(model: Model, path: Step[]) {
       const ms =
         delay === 'downloadBackoff'
           ? 8_000 // the jittered delay's upper bound (the fakes' errors carry no Retry-After)
+          : delay.endsWith('Backoff')
+            ? 8_000 // the retry loops' jittered delays are at most this (RETRY_POLICY)
           : typeof impl === 'function'
             ? (impl as (a: { context: AgentContext }) => number)({ context: actor.getSnapshot().context })
             : Number(impl);
@@ -235,7 +239,7 @@ async function replay(model: Model, path: Step[]) {
       call.resolve((defaultOutputs() as Record<string, unknown>)[call.src]);
     } else if (snapshot.matches({ downloading: 'awaitingPrefetch' }) && fake.watchers.prefetchRunner?.active) {
       fake.watchers.prefetchRunner.sendBack!({ type: 'RUNNER_PREFETCHED', runner: defaultOutputs().downloadRunner as never });
-    } else if (snapshot.matches({ running: { confirmation: 'awaitingSpawn' } }) && fake.runner.alive) {
+    } else if (snapshot.matches({ withRunner: { running: { confirmation: 'awaitingSpawn' } } }) && fake.runner.alive) {
       fake.journal.push('emit:RUNNER_SPAWNED');
       fake.runner.emit({ type: 'RUNNER_SPAWNED', pid: 4242 });
     } else if (fake.runner.alive) {
@@ -254,34 +258,52 @@ function assertInvariants(model: Model, result: Awaited<ReturnType<typeof replay
   const { fake, snapshot } = result;
   const context = snapshot.context as AgentContext;
   const journal = fake.journal;
-  const messages = fake.callsOf('sendTelemetry').map((input) => input.message);
+  const attempts = fake.callsOf('sendTelemetry').map((input) => input.message);
+  const messages = fake.succeeded('sendTelemetry').map((input) => input.message); // what the queue took
   const terminateCalls = fake.callsOf('terminateInstance').length;
+  const terminations = fake.succeeded('terminateInstance').length;
   // 1. A standby that never got a config ends without TerminateInstances and without any message;
-  //    every other path ends in terminating, with TerminateInstances requested exactly once (when it may be).
+  //    every other path ends in terminating, with TerminateInstances requested (retried at most
+  //    RETRY_POLICY.terminate.attempts times) and accepted at most once, never asked again once accepted.
   if (snapshot.matches('standbyEnded')) {
     expect(context.jobSpec).toBeUndefined();
     expect(terminateCalls).toBe(0);
-    expect(messages).toEqual([]);
+    expect(attempts).toEqual([]);
     return;
   }
   expect(snapshot.matches({ terminating: 'done' })).toBe(true);
   const mayTerminate = model.env.RUNS_FLEET_TERMINATE !== 'false' && context.identity !== undefined;
-  expect(terminateCalls).toBe(mayTerminate ? 1 : 0);
-  // 2. One final message; `started` at most once, and only once run.sh was spawned (after registering).
+  if (mayTerminate) {
+    expect(terminateCalls).toBeGreaterThanOrEqual(1);
+    expect(terminateCalls).toBeLessThanOrEqual(RETRY_POLICY.terminate.attempts);
+    expect(terminations).toBeLessThanOrEqual(1);
+    const settledTerminations = fake.settled.filter((c) => c.src === 'terminateInstance');
+    if (terminations === 1) expect(settledTerminations.at(-1)!.ok).toBe(true); // nothing after the accepted one
+  } else expect(terminateCalls).toBe(0);
+  // 2. The final message is attempted, bounded, and taken by the queue at most once; `started` at
+  //    most once, and only once run.sh was spawned (after registering).
+  const finalAttempts = attempts.filter((m) => m.status !== 'started');
   const finals = messages.filter((m) => m.status !== 'started');
   const starteds = messages.filter((m) => m.status === 'started');
-  expect(finals).toHaveLength(1);
+  expect(finalAttempts.length).toBeGreaterThanOrEqual(1);
+  expect(finalAttempts.length).toBeLessThanOrEqual(RETRY_POLICY.finalTelemetry.attempts);
+  expect(finals.length).toBeLessThanOrEqual(1);
   expect(starteds.length).toBeLessThanOrEqual(1);
-  if (starteds.length === 1) {
+  expect(attempts.filter((m) => m.status === 'started').length).toBeLessThanOrEqual(RETRY_POLICY.startedTelemetry.attempts);
+  //    Once the queue took the final message, no attempt follows; a healthy queue takes it.
+  const finalOutcomes = fake.settled.filter((c) => c.src === 'sendTelemetry' && c.input.message.status !== 'started');
+  if (finals.length === 1) expect(finalOutcomes.at(-1)!.ok).toBe(true);
+  if (finalOutcomes.every((c) => c.ok) && finalOutcomes.length > 0) expect(finals).toHaveLength(1);
+  if (attempts.some((m) => m.status === 'started')) {
     const startedAt = journal.findIndex((entry, i) => entry === 'call:sendTelemetry' && fake.calls.filter((c) => c.src === 'sendTelemetry')[journal.slice(0, i + 1).filter((e) => e === 'call:sendTelemetry').length - 1]?.input.message.status === 'started');
     expect(journal.indexOf('emit:RUNNER_SPAWNED')).toBeGreaterThan(-1);
     expect(journal.indexOf('emit:RUNNER_SPAWNED')).toBeLessThan(startedAt);
     expect(journal.indexOf('call:registerRunner')).toBeLessThan(startedAt);
   }
-  expect(['success', 'failure', 'timeout', 'interrupted', 'bootstrap_failed']).toContain(finals[0].status);
+  expect(['success', 'failure', 'timeout', 'interrupted', 'bootstrap_failed']).toContain(finalAttempts[0].status);
   //    Every message decodes into the orchestrator's types: the schema the sender enforces, and a
   //    job_id on everything but bootstrap_failed (the only status the orchestrator takes without one).
-  for (const message of messages) {
+  for (const message of attempts) {
     // Without an instance id the sender refuses the message (the orchestrator could not use it): it never leaves.
     if (message.instance_id === null) continue;
     const prepared = prepareTelemetry(message);
@@ -304,7 +326,7 @@ function assertInvariants(model: Model, result: Awaited<ReturnType<typeof replay
     expect(journal.indexOf('stop:runner')).toBeLessThan(finalReportAt);
   }
   // 5. No secret reaches the context or a telemetry message (the config actor keeps them in the vault).
-  expect(JSON.stringify({ context: { ...context, now: undefined }, messages })).not.toContain('jit-secret');
+  expect(JSON.stringify({ context: { ...context, now: undefined }, messages: attempts })).not.toContain('jit-secret');
 }
 
 describe('agent machine, model-based', () => {
@@ -332,7 +354,7 @@ describe('agent machine, model-based', () => {
       if (kinds.size > 0) console.log([...kinds].map(([k, n]) => `${n} × ${k}`).join('\n'));
       expect(failures.slice(0, 5)).toEqual([]);
       expect(covered.size).toBe(edges.length);
-    });
+    }, 600_000); // thousands of replays: minutes on a loaded 2-core machine, not a hang
   }
 
   it('reaches every state node of the machine', () => {
@@ -357,7 +379,9 @@ describe('agent machine, model-based', () => {
     for (const { state, transitions } of Object.values(adjacency)) {
       if (Object.keys(transitions).some((k) => k.includes('"PANIC"'))) {
         const value = (state as Snapshot).value;
-        panicFrom.add(typeof value === 'string' ? value : Object.keys(value)[0]!);
+        const top = typeof value === 'string' ? value : Object.keys(value)[0]!;
+        // withRunner only wraps running and draining (it owns the runner process): name those.
+        panicFrom.add(top === 'withRunner' ? Object.keys((value as Record<string, object>).withRunner!)[0]! : top);
       }
     }
     expect([...panicFrom].sort()).toEqual(

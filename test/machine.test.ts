@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from '@jest/globals';
 import { createActor, SimulatedClock } from 'xstate';
-import { agentMachine } from '../machines/agent.machine.js';
+import { agentMachine, KILL_WAIT_MS, RETRY_POLICY, retryBackoffMs, TELEMETRY_ATTEMPT_TIMEOUT_MS } from '../machines/agent.machine.js';
 import { agentOutcome, type TelemetryMessage } from '../machines/outcome.js';
 import type { AgentContext } from '../machines/types.js';
 import { prepareTelemetry } from '../services/aws/telemetry.js';
@@ -121,13 +121,33 @@ describe('agent machine scenarios', () => {
     await settle();
     t.fake.watchers.processWatcher!.sendBack!({ type: 'SIGTERM', signal: 'SIGTERM' });
     await settle();
-    expect(t.actor.getSnapshot().value).toEqual({ draining: 'stopping' });
-    expect(t.fake.runner.stops).toEqual([{ type: 'STOP', graceMs: 7000 }]);
+    expect(t.actor.getSnapshot().value).toEqual({ withRunner: { draining: 'signalling' } });
+    expect(t.fake.runner.stops).toEqual([{ type: 'STOP' }]);
+    t.clock.increment(6_999);
+    await settle();
+    expect(t.fake.runner.stops).toEqual([{ type: 'STOP' }]); // the grace is the chart's: no KILL before it is over
     t.fake.runner.emit({ type: 'JOB_COMPLETED', jobName: 'build', result: 'Canceled' });
     t.fake.runner.emit({ type: 'RUNNER_EXITED', exitCode: 0, signal: null });
     await settle();
     expect(t.finalMessage()[0]).toMatchObject({ status: 'interrupted', interrupted_by: 'sigterm' });
     expect(t.done()).toBe(true);
+  });
+
+  it('a runner that ignores SIGTERM: drainGrace, then KILL; killWait, then it is abandoned and reporting goes on', async () => {
+    const t = start({ RUNS_FLEET_DRAIN_GRACE_SECONDS: '7' }, (f) => (f.runner.exitOnStop = false));
+    await settle();
+    t.fake.watchers.processWatcher!.sendBack!({ type: 'SIGTERM', signal: 'SIGTERM' });
+    await settle();
+    t.clock.increment(7_000);
+    await settle();
+    expect(t.actor.getSnapshot().value).toEqual({ withRunner: { draining: 'killing' } });
+    expect(t.fake.runner.stops).toEqual([{ type: 'STOP' }, { type: 'KILL' }]);
+    t.clock.increment(KILL_WAIT_MS);
+    await settle();
+    expect(t.fake.journal).toContain('stop:runner'); // leaving withRunner stopped the actor: everything killed
+    expect(t.fake.journal.indexOf('stop:runner')).toBeLessThan(t.fake.journal.lastIndexOf('call:sendTelemetry'));
+    expect(t.done()).toBe(true);
+    expect(t.finalMessage()[0]).toMatchObject({ status: 'interrupted', interrupted_by: 'sigterm' });
   });
 
   it('max runtime counts from agent start, even when an actor never settles', async () => {
@@ -156,13 +176,21 @@ describe('agent machine scenarios', () => {
   });
 
   it('a spot notice caps the drain grace so that reporting happens before AWS acts', async () => {
-    const t = start({ RUNS_FLEET_DRAIN_GRACE_SECONDS: '90' });
+    const t = start({ RUNS_FLEET_DRAIN_GRACE_SECONDS: '90' }, (f) => (f.runner.exitOnStop = false));
     await settle();
     t.fake.runner.emit({ type: 'JOB_STARTED', jobName: 'build', at: new Date(t.clock.now()).toISOString() });
     await settle();
     t.fake.watchers.spotWatcher!.sendBack!({ type: 'SPOT_INTERRUPTION', action: 'terminate', time: new Date(t.clock.now() + 60_000).toISOString() });
     await settle();
-    expect(t.fake.runner.stops).toEqual([{ type: 'STOP', graceMs: 30_000 }]);
+    expect(t.fake.runner.stops).toEqual([{ type: 'STOP' }]);
+    t.clock.increment(29_999);
+    await settle();
+    expect(t.fake.runner.stops).toEqual([{ type: 'STOP' }]);
+    t.clock.increment(1); // 60 s to the notice's time − 30 s for reporting: KILL at 30 s, not at 90 s
+    await settle();
+    expect(t.fake.runner.stops).toEqual([{ type: 'STOP' }, { type: 'KILL' }]);
+    t.fake.runner.emit({ type: 'RUNNER_EXITED', exitCode: null, signal: 'SIGKILL' });
+    await settle();
     expect(t.finalMessage()[0]).toMatchObject({ status: 'interrupted', interrupted_by: 'spot' });
   });
 
@@ -232,17 +260,6 @@ describe('agent machine scenarios', () => {
     expect(t.fake.callsOf('downloadRunner')).toHaveLength(2);
   });
 
-  it('a runner that ignores STOP is abandoned after the drain deadline and killed on the way out', async () => {
-    const t = start({ RUNS_FLEET_DRAIN_GRACE_SECONDS: '3' }, (f) => (f.runner.exitOnStop = false));
-    await settle();
-    t.fake.watchers.processWatcher!.sendBack!({ type: 'SIGTERM', signal: 'SIGINT' });
-    await settle();
-    t.clock.increment(3_000 + 5_000);
-    await settle();
-    expect(t.fake.journal.indexOf('stop:runner')).toBeLessThan(t.fake.journal.lastIndexOf('call:sendTelemetry'));
-    expect(t.done()).toBe(true);
-  });
-
   it('without an instance id nothing is terminated and the exit code is 1', async () => {
     const t = start({}, (f) => (f.auto.resolveIdentity = { reject: new Error('could not learn the instance id from IMDS') }));
     await settle();
@@ -254,11 +271,83 @@ describe('agent machine scenarios', () => {
   it('a queue that never answers cannot hold the instance: the report deadline moves on', async () => {
     const t = start({ RUNS_FLEET_REPORT_TIMEOUT_SECONDS: '4' }, (f) => (f.auto.sendTelemetry = 'hang'));
     await runJob(t, 'Succeeded');
-    expect(t.actor.getSnapshot().value).toEqual({ reporting: 'sending' });
+    expect(t.actor.getSnapshot().value).toEqual({ reporting: { sending: 'attempt' } });
     t.clock.increment(4_000);
     await settle();
     expect(t.done()).toBe(true);
     expect(t.fake.callsOf('terminateInstance')).toHaveLength(1);
+  });
+
+  it('the final report is retried in the chart: a retriable failure backs off and tries again, a lasting one gives up', async () => {
+    const retriable = () => Object.assign(new Error('SQS answered 503'), { retriable: true });
+    const t = start({}, (f) => (f.auto.sendTelemetry = undefined));
+    await settle();
+    t.fake.runner.emit({ type: 'RUNNER_SPAWNED', pid: 4321 });
+    await settle();
+    t.fake.take('sendTelemetry').resolve({ sent: true }); // started
+    t.fake.runner.emit({ type: 'RUNNER_EXITED', exitCode: 0, signal: null });
+    await settle();
+    for (let attempt = 1; attempt < RETRY_POLICY.finalTelemetry.attempts; attempt++) {
+      t.fake.take('sendTelemetry').reject(retriable());
+      await settle();
+      expect(t.actor.getSnapshot().value).toEqual({ reporting: { sending: 'backoff' } });
+      expect((t.actor.getSnapshot().context as AgentContext).retries.finalTelemetry).toBe(attempt + 1);
+      t.clock.increment(RETRY_POLICY.finalTelemetry.maxMs);
+      await settle();
+    }
+    // The last attempt fails too: no more, on to termination.
+    t.fake.take('sendTelemetry').reject(retriable());
+    await settle();
+    expect(t.done()).toBe(true);
+    expect(t.finalMessage()).toHaveLength(RETRY_POLICY.finalTelemetry.attempts);
+    expect((t.actor.getSnapshot().context as AgentContext).telemetry.finalSent).toBe(false);
+    expect((t.actor.getSnapshot().context as AgentContext).retries).toEqual({}); // only while the loop runs
+
+    const lasting = start({}, (f) => (f.auto.sendTelemetry = { reject: Object.assign(new Error('queue does not exist'), { retriable: false }) }));
+    await runJob(lasting, 'Succeeded');
+    expect(lasting.done()).toBe(true);
+    expect(lasting.finalMessage()).toHaveLength(1);
+  });
+
+  it('RUNS_FLEET_REPORT_TIMEOUT_SECONDS is the whole deadline: attempts go on past 30 s when it allows', async () => {
+    const t = start({ RUNS_FLEET_REPORT_TIMEOUT_SECONDS: '90' }, (f) => (f.auto.sendTelemetry = undefined));
+    await settle();
+    t.fake.runner.emit({ type: 'RUNNER_EXITED', exitCode: 0, signal: null });
+    await settle();
+    const startedAt = t.clock.now();
+    for (let attempt = 1; attempt < RETRY_POLICY.finalTelemetry.attempts; attempt++) {
+      t.clock.increment(TELEMETRY_ATTEMPT_TIMEOUT_MS); // each attempt times out (the service's own timeout)
+      t.fake.take('sendTelemetry').reject(Object.assign(new Error(`SendMessage did not answer within ${TELEMETRY_ATTEMPT_TIMEOUT_MS} ms`), { retriable: true }));
+      await settle();
+      t.clock.increment(RETRY_POLICY.finalTelemetry.maxMs);
+      await settle();
+    }
+    expect(t.clock.now() - startedAt).toBeGreaterThan(30_000);
+    expect(t.actor.getSnapshot().value).toEqual({ reporting: { sending: 'attempt' } });
+    t.fake.take('sendTelemetry').resolve({ sent: true });
+    await settle();
+    expect((t.actor.getSnapshot().context as AgentContext).telemetry.finalSent).toBe(true);
+    expect(t.fake.callsOf('sendTelemetry').every((input) => input.timeoutMs === TELEMETRY_ATTEMPT_TIMEOUT_MS)).toBe(true);
+  });
+
+  it('TerminateInstances is retried in the chart, at most 3 attempts, then exit 1', async () => {
+    const t = start({}, (f) => (f.auto.terminateInstance = { reject: Object.assign(new Error('EC2 answered 503'), { retriable: true }) }));
+    await runJob(t, 'Succeeded');
+    for (let i = 0; i < RETRY_POLICY.terminate.attempts; i++) {
+      t.clock.increment(RETRY_POLICY.terminate.maxMs);
+      await settle();
+    }
+    expect(t.done()).toBe(true);
+    expect(t.fake.callsOf('terminateInstance')).toHaveLength(RETRY_POLICY.terminate.attempts);
+    expect(t.outcome()).toMatchObject({ exitCode: 1, terminationRequested: false, terminationError: 'EC2 answered 503' });
+  });
+
+  it('retry backoffs are capped and jittered', () => {
+    expect(retryBackoffMs('finalTelemetry', 1, () => 0)).toBe(500);
+    expect(retryBackoffMs('finalTelemetry', 1, () => 1)).toBe(1_000);
+    expect(retryBackoffMs('finalTelemetry', 3, () => 1)).toBe(4_000);
+    expect(retryBackoffMs('finalTelemetry', 9, () => 1)).toBe(8_000);
+    expect(retryBackoffMs('terminate', 9, () => 1)).toBe(4_000);
   });
 
   it('the job log is flushed before the final message, which counts shipped and dropped lines', async () => {

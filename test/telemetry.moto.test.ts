@@ -65,9 +65,9 @@ describe('sendTelemetry against moto SQS', () => {
     expect(logged.join('')).toMatch(/telemetry sent/);
   });
 
-  it('a queue that does not exist: not sent, not retried three times for nothing, never throws', async () => {
+  it('a queue that does not exist: a failure the chart will not retry (moto\'s real error, classified)', async () => {
     const started = performance.now();
-    const result = await sendTelemetry({
+    const result = sendTelemetry({
       client,
       queueUrl: `${moto.endpoint}/123456789012/no-such-queue`,
       message: {
@@ -85,8 +85,7 @@ describe('sendTelemetry against moto SQS', () => {
         memory_warnings: 0,
       },
     });
-    expect(result.sent).toBe(false);
-    expect(result.error).toMatch(/queue/i);
+    await expect(result).rejects.toMatchObject({ name: 'TelemetryError', retriable: false, message: expect.stringMatching(/queue/i) });
     expect(performance.now() - started).toBeLessThan(5_000);
   });
 

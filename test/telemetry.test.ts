@@ -10,6 +10,7 @@ import { createLogger } from '../services/logs/logger.js';
 import { SecretVault } from '../services/secrets.js';
 import { parseSettings } from '../services/settings.js';
 import { fifoFields, MAX_BODY_BYTES, prepareTelemetry, sendTelemetry, truncateText } from '../services/aws/telemetry.js';
+import { TelemetryError } from '../services/errors.js';
 import { MAX_ERROR_CHARS, telemetryJsonSchema, telemetryMessageSchema } from '../services/aws/telemetry-schema.js';
 
 const QUEUE = 'https://sqs.us-east-1.amazonaws.com/123456789012/runs-fleet-termination';
@@ -56,6 +57,7 @@ describe('telemetry schema', () => {
       current: { state: 'reporting', enteredAtMs: Date.UTC(2025, 0, 1, 0, 4) },
       memoryWarnings: 1,
       downloadAttempt: 1,
+      retries: {},
       telemetry: { startedSent: true, finalSent: false },
       termination: { requested: false },
       panics: 0,
@@ -212,40 +214,34 @@ describe('sendTelemetry', () => {
     expect(telemetryMessageSchema.parse(body).error).toBe('config.sh --token *** failed');
   });
 
-  it('no queue URL: not sent, says why, and logs it', async () => {
+  it('no queue URL: not sent, says why (not retriable), and logs it', async () => {
     const { lines, logger } = logLines();
-    const result = await sendTelemetry({ client, message: message(), logger });
-    expect(result).toEqual({ sent: false, error: 'no termination queue configured' });
+    const error = await sendTelemetry({ client, message: message(), logger }).catch((e: TelemetryError) => e);
+    expect(error).toBeInstanceOf(TelemetryError);
+    expect(error).toMatchObject({ message: 'no termination queue configured', retriable: false });
     expect(sqs.commandCalls(SendMessageCommand)).toHaveLength(0);
     expect(lines.join('')).toMatch(/no termination queue configured/);
   });
 
-  it('retries 5xx and throttling, at most 3 attempts', async () => {
+  it('one attempt: 5xx and throttling are retriable failures, classified for the chart', async () => {
     sqs.on(SendMessageCommand).rejectsOnce(serverError()).rejectsOnce(Object.assign(new Error('slow down'), { name: 'ThrottlingException', $metadata: { httpStatusCode: 400 } })).resolves({});
-    expect(await sendTelemetry({ client, queueUrl: QUEUE, message: message(), backoffBaseMs: 5 })).toEqual({ sent: true });
-    expect(sqs.commandCalls(SendMessageCommand)).toHaveLength(3);
-
-    sqs.reset();
-    sqs.on(SendMessageCommand).rejects(serverError());
-    const failed = await sendTelemetry({ client, queueUrl: QUEUE, message: message(), backoffBaseMs: 5 });
-    expect(failed).toEqual({ sent: false, error: expect.stringMatching(/internal error/) });
-    expect(sqs.commandCalls(SendMessageCommand)).toHaveLength(3);
+    await expect(sendTelemetry({ client, queueUrl: QUEUE, message: message() })).rejects.toMatchObject({ retriable: true, message: expect.stringMatching(/internal error/) });
+    await expect(sendTelemetry({ client, queueUrl: QUEUE, message: message() })).rejects.toMatchObject({ retriable: true, message: 'slow down' });
+    expect(await sendTelemetry({ client, queueUrl: QUEUE, message: message() })).toEqual({ sent: true });
+    expect(sqs.commandCalls(SendMessageCommand)).toHaveLength(3); // one call each: the service never loops
   });
 
-  it('does not retry an error that cannot get better (queue does not exist)', async () => {
+  it('an error that cannot get better (queue does not exist) is not retriable', async () => {
     sqs.on(SendMessageCommand).rejects(Object.assign(new Error('The specified queue does not exist.'), { name: 'QueueDoesNotExist', $metadata: { httpStatusCode: 400 } }));
-    const result = await sendTelemetry({ client, queueUrl: QUEUE, message: message(), backoffBaseMs: 5 });
-    expect(result).toEqual({ sent: false, error: 'The specified queue does not exist.' });
+    await expect(sendTelemetry({ client, queueUrl: QUEUE, message: message() })).rejects.toMatchObject({ retriable: false, message: 'The specified queue does not exist.' });
     expect(sqs.commandCalls(SendMessageCommand)).toHaveLength(1);
   });
 
-  it('a queue that never answers: gives up within the total time, never throws', async () => {
+  it('a queue that never answers: the attempt fails at its own timeout, retriable', async () => {
     sqs.on(SendMessageCommand).callsFake(() => new Promise(() => {}));
     const started = performance.now();
-    const result = await sendTelemetry({ client, queueUrl: QUEUE, message: message(), totalTimeoutMs: 300, backoffBaseMs: 5 });
+    await expect(sendTelemetry({ client, queueUrl: QUEUE, message: message(), timeoutMs: 300 })).rejects.toMatchObject({ retriable: true, message: 'SendMessage did not answer within 300 ms' });
     expect(performance.now() - started).toBeLessThan(700);
-    expect(result.sent).toBe(false);
-    expect(result.error).toMatch(/gave up after 300 ms/);
   });
 
   it('stops at once when its signal aborts', async () => {
@@ -253,9 +249,8 @@ describe('sendTelemetry', () => {
     const ctl = new AbortController();
     setTimeout(() => ctl.abort(), 30);
     const started = performance.now();
-    const result = await sendTelemetry({ client, queueUrl: QUEUE, message: message(), signal: ctl.signal });
+    await expect(sendTelemetry({ client, queueUrl: QUEUE, message: message(), signal: ctl.signal })).rejects.toMatchObject({ message: 'telemetry send aborted' });
     expect(performance.now() - started).toBeLessThan(500);
-    expect(result).toEqual({ sent: false, error: 'telemetry send aborted' });
   });
 
   it('the actor resolves { sent } from its input, with the region-specific client', async () => {

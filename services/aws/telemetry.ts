@@ -1,13 +1,14 @@
 /**
  * One telemetry message to the termination queue (SQS), the orchestrator's only
  * way to learn what happened: redacted, bounded in size, validated against the
- * schema, then sent with bounded retries (3 attempts, 30 s in all). Never throws:
- * the answer is `{ sent, error? }`, and the machine moves on either way.
+ * schema, then sent — one attempt, within its own timeout. A failure rejects with a
+ * TelemetryError that says whether another attempt may help; the chart's
+ * `attempt → backoff` loop decides whether there is one (machines/agent.machine.ts).
  */
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { TelemetryMessage } from '../domain.js';
-import { describeError } from '../errors.js';
-import { backoffMs, isTransient, raceAbort, sleep } from '../retry.js';
+import { describeError, isRetriableAwsError, TelemetryError } from '../errors.js';
+import { raceAbort } from '../retry.js';
 import type { SecretVault } from '../secrets.js';
 import { MAX_ERROR_CHARS, telemetryMessageSchema, type TelemetryBody } from './telemetry-schema.js';
 
@@ -15,8 +16,8 @@ export { MAX_ERROR_CHARS };
 
 /** A body this size is far below the SQS limit (256 KiB); the schema keeps messages well under it. */
 export const MAX_BODY_BYTES = 64 * 1024;
-export const DEFAULT_ATTEMPTS = 3;
-export const DEFAULT_TOTAL_TIMEOUT_MS = 30_000;
+/** One SendMessage may take this long (less when the state's deadline leaves less). */
+export const DEFAULT_ATTEMPT_TIMEOUT_MS = 10_000;
 
 export interface TelemetryLog {
   info(obj: object, msg?: string): void;
@@ -33,10 +34,8 @@ export interface SendTelemetryOptions {
   /** Every string in the message is redacted with it before sending. */
   vault?: SecretVault;
   logger?: TelemetryLog;
-  attempts?: number;
-  totalTimeoutMs?: number;
-  /** First backoff between attempts (doubled, jittered; default 1 s). */
-  backoffBaseMs?: number;
+  /** This attempt's own timeout (default 10 s): a queue that does not answer is a failed, retriable attempt. */
+  timeoutMs?: number;
 }
 
 /** `text` cut to `max` characters, with a marker saying how much was cut. */
@@ -194,45 +193,31 @@ export async function sendTelemetry(options: SendTelemetryOptions): Promise<Tele
   if (!queueUrl) {
     const error = 'no termination queue configured';
     logger?.warn({ status }, `telemetry not sent: ${error}`);
-    return { sent: false, error };
+    throw new TelemetryError(error);
   }
   const prepared = prepareTelemetry(options.message, options.vault);
   if (!prepared.ok) {
     logger?.warn({ status }, `telemetry not sent: ${prepared.error}`);
-    return { sent: false, error: prepared.error };
+    throw new TelemetryError(prepared.error);
   }
   if (prepared.repaired) logger?.warn({ status, repaired: prepared.repaired }, 'telemetry message repaired to fit the orchestrator\'s types');
 
-  const attempts = options.attempts ?? DEFAULT_ATTEMPTS;
-  const deadline = Date.now() + (options.totalTimeoutMs ?? DEFAULT_TOTAL_TIMEOUT_MS);
-  const redact = (s: string) => (options.vault ? options.vault.redact(s) : s);
-  let lastError = 'not sent';
-  for (let attempt = 1; attempt <= attempts; attempt++) {
-    const remaining = deadline - Date.now();
-    if (remaining <= 0 || signal?.aborted) break;
-    const attemptSignal = AbortSignal.any([AbortSignal.timeout(remaining), ...(signal ? [signal] : [])]);
-    try {
-      await raceAbort(
-        client.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: prepared.body, ...fifoFields(queueUrl, prepared.message) }), {
-          abortSignal: attemptSignal,
-        }),
-        attemptSignal,
-      );
-      logger?.info({ status, attempt }, 'telemetry sent');
-      return { sent: true };
-    } catch (error) {
-      lastError = redact(describeError(error)) || (error as { name?: string })?.name || 'send failed';
-      if (signal?.aborted) return { sent: false, error: 'telemetry send aborted' };
-      const transient = isTransient(error);
-      logger?.warn({ status, attempt, err: lastError }, transient ? 'telemetry send failed; retrying' : 'telemetry send failed');
-      if (!transient) break;
-      if (attempt < attempts) {
-        await sleep(Math.min(backoffMs(attempt, options.backoffBaseMs ?? 1_000, 8_000), Math.max(0, deadline - Date.now())), signal);
-      }
-    }
+  const redact = (text: string) => (options.vault ? options.vault.redact(text) : text);
+  const timeoutMs = options.timeoutMs ?? DEFAULT_ATTEMPT_TIMEOUT_MS;
+  const attemptSignal = AbortSignal.any([AbortSignal.timeout(Math.max(1, timeoutMs)), ...(signal ? [signal] : [])]);
+  try {
+    await raceAbort(
+      client.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: prepared.body, ...fifoFields(queueUrl, prepared.message) }), { abortSignal: attemptSignal }),
+      attemptSignal,
+    );
+  } catch (error) {
+    if (signal?.aborted) throw new TelemetryError('telemetry send aborted', { cause: error });
+    const timedOut = attemptSignal.aborted;
+    const text = timedOut ? `SendMessage did not answer within ${timeoutMs} ms` : redact(describeError(error)) || (error as { name?: string })?.name || 'send failed';
+    const retriable = timedOut || isRetriableAwsError(error);
+    logger?.warn({ status, err: text, retriable }, 'telemetry send failed');
+    throw new TelemetryError(truncateText(text, 1024), { cause: error, retriable });
   }
-  if (signal?.aborted) return { sent: false, error: 'telemetry send aborted' };
-  if (Date.now() >= deadline) lastError = `${lastError} (gave up after ${options.totalTimeoutMs ?? DEFAULT_TOTAL_TIMEOUT_MS} ms)`;
-  logger?.warn({ status }, `telemetry not sent: ${lastError}`);
-  return { sent: false, error: truncateText(lastError, 1024) };
+  logger?.info({ status }, 'telemetry sent');
+  return { sent: true };
 }

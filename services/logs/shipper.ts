@@ -37,8 +37,8 @@ import {
   type PutLogEventsCommandOutput,
   type RejectedLogEventsInfo,
 } from '@aws-sdk/client-cloudwatch-logs';
-import { describeError } from '../errors.js';
-import { backoffMs, isTransient, raceAbort, sleep } from '../retry.js';
+import { describeError, isRetriableAwsError } from '../errors.js';
+import { backoffMs, raceAbort, sleep } from '../retry.js';
 import type { LogSink } from './logger.js';
 import { putLogEventsBody } from './events.js';
 import { LogLane, type LogBatch, type MemoryBudget } from './lane.js';
@@ -355,7 +355,7 @@ export class LogShipper implements LogSink, DiagSink {
                 `(create the group or unset RUNS_FLEET_LOG_GROUP); lines are counted as dropped`,
             );
           }
-          if (!isTransient(error)) {
+          if (!isRetriableAwsError(error)) {
             if (lane === this.diag) {
               // Only the diagnostics are lost: the job's log goes on.
               const lines = lane.dropAll();
@@ -399,7 +399,7 @@ export class LogShipper implements LogSink, DiagSink {
         this.state = 'starting';
         return;
       }
-      if (isTransient(error)) {
+      if (isRetriableAwsError(error)) {
         this.warnOnce(`put:${name}`, `PutLogEvents failed (${describeError(error)}); retrying with backoff`);
         return this.sleep(this.backoff(batch.attempt), epoch);
       }

@@ -7,12 +7,13 @@
  * - stdout and stderr are read as bytes, split into lines (runner-output.ts), each
  *   line redacted, handed to `onLine`, and parsed into machine events.
  * - `RUNNER_EXITED` is sent once the leader exited AND its output was fully read.
- * - `stop(graceMs)`: SIGTERM to the process group (the real run.sh forwards it to the
- *   listener as SIGINT), SIGKILL after the grace. The real run.sh puts the listener in
- *   a process group of its own (`set -m`), so "the runner" is the whole SESSION that
- *   run.sh leads: once the leader is gone, or the grace is over, every process left in
- *   the session is SIGKILLed. The runner never outlives this object: `dispose()` (and
- *   the agent's own exit) kill whatever is left.
+ * - `stop()`: SIGTERM to the process group (the real run.sh forwards it to the listener
+ *   as SIGINT). `kill()`: SIGKILL to all of the job. When one follows the other is the
+ *   chart's (draining.signalling → killing); this object keeps no timer of its own. The
+ *   real run.sh puts the listener in a process group of its own (`set -m`), so "the
+ *   runner" is the whole SESSION that run.sh leads, plus its cgroup and its uid: once the
+ *   leader is gone, on `kill()`, and on `dispose()` (and the agent's own exit), every
+ *   process left of it is SIGKILLed. The runner never outlives this object.
  */
 import { execa } from 'execa';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -148,8 +149,10 @@ export interface RunnerProcessOptions {
 }
 
 export interface RunnerProcessHandle {
-  /** Graceful stop: SIGTERM to the group, SIGKILL of the whole session after `graceMs`. */
-  stop(graceMs: number, receivedAt?: number): void;
+  /** Graceful stop: SIGTERM to run.sh's process group (sent as soon as it is spawned, if it is not yet). */
+  stop(): void;
+  /** SIGKILL to all of the job: its session, its cgroup, its uid. */
+  kill(): void;
   /** The owner is done: kill whatever is left, send no more events. */
   dispose(): void;
   /** run.sh's pid (= its process group and session id), once spawned. */
@@ -170,9 +173,8 @@ class RunnerProcess {
   private disposed = false;
   private exitSent = false;
   private leaderExited = false;
-  private stopRequest: { graceMs: number; receivedAt: number } | undefined;
-  private stopTimer: NodeJS.Timeout | undefined;
-  private killDeadline = Infinity;
+  /** STOP or KILL came before run.sh was spawned: carried out as soon as it is. */
+  private requested: { stop?: number; kill?: number } = {};
   private resolveDone!: () => void;
   private readonly done = new Promise<void>((r) => (this.resolveDone = r));
   private cgroup: JobCgroup | undefined;
@@ -193,7 +195,8 @@ class RunnerProcess {
   handle(): RunnerProcessHandle {
     const self = this;
     return {
-      stop: (graceMs, receivedAt) => this.stop(graceMs, receivedAt ?? performance.now()),
+      stop: () => this.stop(),
+      kill: () => this.kill('the drain grace is over'),
       dispose: () => this.dispose(),
       get pid() {
         return self.pid;
@@ -276,8 +279,8 @@ class RunnerProcess {
     process.on('exit', this.onAgentExit);
     this.o.onSpawn?.(this.pid, this.cgroup?.dir);
     this.log.info({ pid: this.pid, user: user.name, uid: user.uid, mode: jobSpec.mode }, 'run.sh started');
-    if (this.disposed) this.killEverything();
-    else if (this.stopRequest) this.sendStop();
+    if (this.disposed || this.requested.kill !== undefined) this.killEverything();
+    else if (this.requested.stop !== undefined) this.sendStop();
     else this.send({ type: 'RUNNER_SPAWNED', pid: this.pid });
 
     const ended = [this.readLines(subprocess.stdout, 'stdout'), this.readLines(subprocess.stderr, 'stderr')];
@@ -286,7 +289,6 @@ class RunnerProcess {
       else subprocess.once('exit', (c, s) => resolve([c, s]));
     });
     this.leaderExited = true;
-    clearTimeout(this.stopTimer);
     // The runner is over once run.sh is: whatever is left of it — its session, and whatever
     // detached from that (setsid, double forks) — is an orphan of the job.
     const leftovers = this.killEverything();
@@ -368,50 +370,32 @@ class RunnerProcess {
     }
   }
 
-  private stop(graceMs: number, receivedAt: number): void {
-    if (this.leaderExited || this.disposed) return;
-    const grace = Math.max(0, Number.isFinite(graceMs) ? graceMs : 0);
-    if (this.stopRequest) {
-      // A second STOP can only shorten the grace.
-      const deadline = receivedAt + grace;
-      if (deadline < this.killDeadline && this.pid !== undefined) this.scheduleKill(deadline - performance.now());
-      return;
-    }
-    this.stopRequest = { graceMs: grace, receivedAt };
+  private stop(): void {
+    if (this.leaderExited || this.disposed || this.requested.stop !== undefined) return;
+    this.requested.stop = performance.now();
     if (this.pid !== undefined) this.sendStop();
     // else: sent as soon as run.sh is spawned
   }
 
   private sendStop(): void {
-    const { graceMs, receivedAt } = this.stopRequest!;
     const pid = this.pid!;
-    if (graceMs === 0) {
-      this.forceKill('grace period is 0');
-      return;
-    }
     signalQuietly(-pid, 'SIGTERM');
-    const latencyMs = Math.round((performance.now() - receivedAt) * 100) / 100;
-    this.log.info({ pid, graceMs, latencyMs }, 'sent SIGTERM to the runner process group');
-    this.scheduleKill(receivedAt + graceMs - performance.now());
+    const latencyMs = Math.round((performance.now() - this.requested.stop!) * 100) / 100;
+    this.log.info({ pid, latencyMs }, 'sent SIGTERM to the runner process group');
   }
 
-  private scheduleKill(delayMs: number): void {
-    clearTimeout(this.stopTimer);
-    this.killDeadline = performance.now() + Math.max(0, delayMs);
-    this.stopTimer = setTimeout(() => this.forceKill('grace period over'), Math.max(0, delayMs));
-  }
-
-  private forceKill(why: string): void {
-    if (this.pid === undefined || this.leaderExited) return;
+  private kill(why: string): void {
+    if (this.leaderExited || this.disposed) return;
+    this.requested.kill ??= performance.now();
+    if (this.pid === undefined) return; // killed as soon as it is spawned
     const killed = this.killEverything();
-    const latencyMs = this.stopRequest ? Math.round(performance.now() - this.stopRequest.receivedAt) : undefined;
-    this.log.warn({ pid: this.pid, killed, sinceStopMs: latencyMs }, `SIGKILL to the runner's processes: ${why}`);
+    const sinceStopMs = this.requested.stop !== undefined ? Math.round(performance.now() - this.requested.stop) : undefined;
+    this.log.warn({ pid: this.pid, killed, sinceStopMs }, `SIGKILL to the runner's processes: ${why}`);
   }
 
   private dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    clearTimeout(this.stopTimer);
     if (this.pid !== undefined) {
       const killed = this.killEverything();
       if (killed > 0) this.log.warn({ pid: this.pid, killed }, 'runner process actor stopped: SIGKILL to what was left');

@@ -7,7 +7,7 @@
  * tests can assert ordering (cleanup before termination, runner gone before reporting).
  */
 import { fromCallback, fromPromise, type AnyEventObject } from 'xstate';
-import type { AgentEvent, StopRunnerCommand } from '../../machines/events.js';
+import type { AgentEvent, RunnerCommand } from '../../machines/events.js';
 import type { actorContracts } from '../../machines/actor-contracts.js';
 
 type PromiseSrc =
@@ -66,13 +66,15 @@ export function defaultOutputs(): Record<PromiseSrc, unknown> {
 export class FakeActors {
   readonly pending: PendingCall[] = [];
   readonly calls: { src: string; input: any }[] = [];
+  /** How each call ended, in the order they ended: `ok` = resolved (for a send: the queue took it). */
+  readonly settled: { src: string; input: any; ok: boolean }[] = [];
   readonly journal: string[] = [];
   /** When set for a src, calls settle at once with this behavior (else they wait in `pending`). */
   readonly auto: Partial<Record<PromiseSrc, AutoBehavior>> = {};
   readonly runner = {
     spawned: 0,
     alive: false,
-    stops: [] as StopRunnerCommand[],
+    stops: [] as RunnerCommand[],
     /** When true, a STOP makes the fake runner print Canceled and exit at once. */
     exitOnStop: true,
     sendBack: undefined as undefined | ((event: AgentEvent) => void),
@@ -95,6 +97,11 @@ export class FakeActors {
     return this.calls.filter((c) => c.src === src).map((c) => c.input);
   }
 
+  /** The inputs of the calls of `src` that succeeded (a sent message, an accepted termination). */
+  succeeded(src: string): any[] {
+    return this.settled.filter((c) => c.src === src && c.ok).map((c) => c.input);
+  }
+
   /** The oldest unsettled call of `src`; throws when the machine did not invoke it. */
   take(src: PromiseSrc): PendingCall {
     const index = this.pending.findIndex((p) => p.src === src && !p.aborted);
@@ -109,11 +116,19 @@ export class FakeActors {
       this.calls.push({ src, input });
       this.journal.push(`call:${src}`);
       const behavior = this.auto[src];
+      const ended = (ok: boolean) => this.settled.push({ src, input, ok });
       if (behavior !== undefined && behavior !== 'hang') {
+        ended(!('reject' in behavior));
         return 'reject' in behavior ? Promise.reject(behavior.reject) : Promise.resolve(behavior.resolve);
       }
       return new Promise((resolve, reject) => {
-        const call: PendingCall = { src, input, resolve, reject, aborted: false };
+        const call: PendingCall = {
+          src,
+          input,
+          resolve: (value) => (ended(true), resolve(value)),
+          reject: (error) => (ended(false), reject(error)),
+          aborted: false,
+        };
         signal.addEventListener('abort', () => {
           call.aborted = true;
           this.journal.push(`abort:${src}`);
@@ -180,7 +195,7 @@ export class FakeActors {
       cleanup: this.promise('cleanup'),
       flushLogs: this.promise('flushLogs'),
       terminateInstance: this.promise('terminateInstance'),
-      runnerProcess: fromCallback<StopRunnerCommand, any, AgentEvent>(({ sendBack, receive }) => {
+      runnerProcess: fromCallback<RunnerCommand, any, AgentEvent>(({ sendBack, receive }) => {
         runner.spawned += 1;
         runner.alive = true;
         runner.sendBack = sendBack;
