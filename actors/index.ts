@@ -6,9 +6,8 @@ import { MetadataService } from '@aws-sdk/ec2-metadata-service';
 import type { actorContracts } from '../machines/actor-contracts.js';
 import type { AwsClients } from '../services/aws/clients.js';
 import { readJobIdentity } from '../services/runner/job-hooks.js';
-import type { LogShipper } from '../services/logs/shipper.js';
 import type { RunnerReaper } from '../services/runner/reaper.js';
-import type { Logger } from '../services/logs/logger.js';
+import type { Logger, LogRoute } from '../services/logs/logger.js';
 import type { SecretVault } from '../services/secrets.js';
 import { cleanup } from './cleanup.js';
 import { downloadRunner, prefetchRunner } from './download-runner.js';
@@ -16,7 +15,6 @@ import { inspectJob } from './inspect-job.js';
 import { isolateJob } from './isolate-job.js';
 import { prepareJob } from './prepare-job.js';
 import { uploadRunnerLogs } from './upload-runner-logs.js';
-import { flushLogs } from './flush-logs.js';
 import { logShipper } from './log-shipper.js';
 import { processWatcher } from './process-watcher.js';
 import { readRunnerConfig } from './read-runner-config.js';
@@ -32,11 +30,8 @@ export interface AgentDeps {
   logger: Logger;
   vault: SecretVault;
   aws: AwsClients;
-  shipper: LogShipper;
-  /** The agent's state dir (job hooks write the job's identity there). */
-  stateDir?: string;
-  /** The runner's dir (settings.runnerDir): its `_diag/*.log` files are shipped after the job. */
-  runnerDir?: string;
+  /** Where the logger and the runner's output write; the log shipper's actor attaches to it. */
+  route: LogRoute;
   /** Kills the runner's session if the agent dies without cleaning up. */
   reaper?: RunnerReaper;
   /** Echo of each (redacted) runner line into the agent's own log, beside CloudWatch. */
@@ -49,7 +44,7 @@ export function metadataClient(): MetadataService {
 }
 
 export function createActors(deps: AgentDeps): typeof actorContracts {
-  const { logger, vault, aws, shipper, echoRunnerLine, reaper, stateDir, runnerDir } = deps;
+  const { logger, vault, aws, route, echoRunnerLine, reaper } = deps;
   const imds = metadataClient;
   return {
     resolveIdentity: resolveIdentity({ imds }),
@@ -69,17 +64,16 @@ export function createActors(deps: AgentDeps): typeof actorContracts {
         if (cgroupDir) reaper?.watchCgroup(cgroupDir);
       },
       onLine: (line, timestampMs, stream, continued) => {
-        shipper.runnerLine(line, timestampMs, continued);
+        route.runnerLine(line, timestampMs, continued);
         echoRunnerLine?.(line, timestampMs, stream);
       },
     }),
-    sendTelemetry: sendTelemetry({ logger, vault, sqs: aws.sqs, jobIdentity: stateDir ? () => readJobIdentity(stateDir) : undefined }),
+    sendTelemetry: sendTelemetry({ logger, vault, sqs: aws.sqs, jobIdentity: (stateDir) => readJobIdentity(stateDir) }),
     cleanup: cleanup({ logger }),
-    flushLogs: flushLogs({ shipper, vault, logger, diagDir: runnerDir ? () => `${runnerDir}/_diag` : undefined }),
     terminateInstance: terminateInstance({ ec2: aws.ec2, logger }),
     processWatcher: processWatcher({ logger }),
     spotWatcher: spotWatcher({ imds, logger }),
     resourceMonitor: resourceMonitor({ logger }),
-    logShipper: logShipper({ shipper, logs: aws.logs, logger }),
+    logShipper: logShipper({ route, logs: aws.logs, logger, vault }),
   } as typeof actorContracts;
 }

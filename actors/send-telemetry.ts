@@ -10,8 +10,8 @@ export interface SendTelemetryDeps {
   logger: Logger;
   vault: SecretVault;
   sqs: ClientFactory<SQSClient>;
-  /** What the job hooks recorded, if they ran (services/runner/job-hooks.ts readJobIdentity). */
-  jobIdentity?: () => Promise<JobIdentity | undefined>;
+  /** What the job hooks recorded in the state dir, if they ran (services/runner/job-hooks.ts readJobIdentity). */
+  jobIdentity?: (stateDir: string) => Promise<JobIdentity | undefined>;
 }
 
 /**
@@ -22,8 +22,8 @@ export interface SendTelemetryDeps {
 export function sendTelemetry(deps: SendTelemetryDeps) {
   return fromPromise<TelemetryResult, TelemetryInput>(async ({ input, signal }) => {
     let message = input.message;
-    if (message.status !== 'started' && deps.jobIdentity) {
-      const identity = await deps.jobIdentity().catch(() => undefined);
+    if (message.status !== 'started' && deps.jobIdentity && input.stateDir) {
+      const identity = await deps.jobIdentity(input.stateDir).catch(() => undefined);
       if (identity) message = withJobIdentity(message, identity);
     }
     const { sendTelemetry: send } = await import('../services/aws/telemetry.js'); // loaded when the first message goes out

@@ -13,10 +13,9 @@ import { createActor, waitFor, type AnyActorRef, type InspectionEvent, type Stat
 import { createActors } from '../actors/index.js';
 import { agentMachine, unitBudgetWarnings } from '../machines/agent.machine.js';
 import { toDot, toMermaid } from '../machines/diagram.js';
-import { agentOutcome } from '../machines/outcome.js';
+import type { AgentOutcome } from '../machines/types.js';
 import { createAwsClients } from '../services/aws/clients.js';
-import { LogShipper } from '../services/logs/shipper.js';
-import { createLogger, type LogSink } from '../services/logs/logger.js';
+import { createLogger, LogRoute } from '../services/logs/logger.js';
 import { RunnerReaper } from '../services/runner/reaper.js';
 import { SecretVault } from '../services/secrets.js';
 import { MAX_TIMER_MS, parseSettings, type Env, type Settings } from '../services/settings.js';
@@ -138,7 +137,8 @@ async function cacheRunnerCommand(args: string[], io: CliIo): Promise<number> {
 }
 
 function checkConfig(io: CliIo): number {
-  const { settings, errors } = parseSettings(io.env);
+  // The machine parses the environment (its initial context): the same reading as `run`.
+  const { settings, settingErrors: errors } = createActor(agentMachine, { input: { env: io.env } }).getSnapshot().context;
   const warnings = unitBudgetWarnings(settings);
   io.out(`${JSON.stringify({ version: AGENT_VERSION, settings, errors, warnings }, null, 2)}\n`);
   for (const warning of warnings) io.err(`warning: ${warning}\n`);
@@ -157,17 +157,11 @@ const ECHO_BACKLOG_BYTES = 1024 * 1024;
 
 async function run(inspectPort: number | undefined, io: CliIo): Promise<number> {
   const vault = new SecretVault();
-  const sink: { current?: LogSink } = {};
-  const logger = createLogger({ vault, sink, write: io.out });
-  const { settings } = parseSettings(io.env);
-  const aws = createAwsClients(io.env, settings.region);
-  const shipper = new LogShipper({
-    vault,
-    spillDir: `${settings.stateDir}/log-spill`,
-    warn: (message: string) => logger.warn(message),
-  });
-  sink.current = shipper;
-  for (const warning of unitBudgetWarnings(settings)) logger.warn(warning);
+  // The logger's lines (and the runner's) reach the log shipper through this route, which the
+  // shipper's actor attaches to; until then they wait in it.
+  const route = new LogRoute();
+  const logger = createLogger({ vault, route, write: io.out });
+  const aws = createAwsClients(io.env);
 
   // A signal's default action must never end the agent before it decided its exit code: the
   // machine's process watcher handles SIGTERM/SIGINT while it runs, and these keep the
@@ -175,12 +169,6 @@ async function run(inspectPort: number | undefined, io: CliIo): Promise<number> 
   const ignoreLateSignal = (signal: NodeJS.Signals) => logger.debug({ signal }, 'signal received while finishing');
   process.on('SIGTERM', ignoreLateSignal);
   process.on('SIGINT', ignoreLateSignal);
-
-  // Last line of defence inside the process: whatever hangs, exit non-zero in time.
-  const deadline = setTimeout(() => {
-    logger.fatal({ deadline_ms: hardDeadlineMs(settings) }, 'hard deadline reached: exiting so systemd powers off');
-    process.exit(1);
-  }, hardDeadlineMs(settings));
 
   let inspector: { stop(): Promise<void> } | undefined;
   let inspect: ((event: InspectionEvent) => void) | undefined;
@@ -201,7 +189,7 @@ async function run(inspectPort: number | undefined, io: CliIo): Promise<number> 
     if (event.type !== '@xstate.microstep' || event.actorRef !== root) return;
     const value = (event.snapshot as unknown as { value: StateValue }).value;
     const detail = stateDetail(value);
-    if (detail === previous) return;
+    if (detail === previous || detail === 'finished') return; // finished: the outcome, logged below
     previous = detail;
     const top = detail.split('.')[0]!;
     const now = Date.now();
@@ -229,16 +217,7 @@ async function run(inspectPort: number | undefined, io: CliIo): Promise<number> 
   };
   const reaper = new RunnerReaper();
   reaper.start();
-  const machine = agentMachine.provide({ actors: createActors({
-      logger,
-      vault,
-      aws,
-      shipper,
-      echoRunnerLine,
-      reaper,
-      stateDir: settings.stateDir,
-      runnerDir: settings.runnerDir,
-    }) });
+  const machine = agentMachine.provide({ actors: createActors({ logger, vault, aws, route, echoRunnerLine, reaper }) });
   const actor = createActor(machine, {
     input: { env: io.env, bootUptimeSeconds: readUptimeSeconds() },
     logger: (...parts: unknown[]) => logger.info(parts.map(String).join(' ')),
@@ -246,15 +225,23 @@ async function run(inspectPort: number | undefined, io: CliIo): Promise<number> 
   });
   root = actor;
   actor.subscribe({ error: (error) => logger.error({ err: error }, 'agent machine failed') });
+  // The machine parsed the settings (its context); the command line only reads them.
+  const { settings } = actor.getSnapshot().context;
+  for (const warning of unitBudgetWarnings(settings)) logger.warn(warning);
+
+  // Last line of defence inside the process: whatever hangs, exit non-zero in time.
+  const deadline = setTimeout(() => {
+    logger.fatal({ deadline_ms: hardDeadlineMs(settings) }, 'hard deadline reached: exiting so systemd powers off');
+    process.exit(1);
+  }, hardDeadlineMs(settings));
 
   logger.info({ version: AGENT_VERSION, pid: process.pid }, 'runs-fleet-agent starting');
   actor.start();
   let code: 0 | 1 = 1;
   try {
-    const done = await waitFor(actor as AnyActorRef, (s) => s.matches({ terminating: 'done' }) || s.matches('standbyEnded') || s.status !== 'active', {
-      timeout: Infinity,
-    });
-    const outcome = agentOutcome(done.context);
+    const done = await waitFor(actor, (s) => s.status !== 'active', { timeout: Infinity });
+    if (done.status !== 'done') throw done.error;
+    const outcome = done.output as AgentOutcome;
     code = outcome.exitCode;
     const last = timeline[timeline.length - 1];
     if (last) last.endMs = Date.now();
@@ -265,7 +252,6 @@ async function run(inspectPort: number | undefined, io: CliIo): Promise<number> 
   } finally {
     actor.stop();
     reaper.stop();
-    shipper.close();
     clearTimeout(deadline);
     await inspector?.stop().catch(() => {});
     aws.destroy();

@@ -5,7 +5,7 @@
  */
 import { fromCallback, fromPromise, type AnyEventObject } from 'xstate';
 import type { Settings } from '../services/settings.js';
-import type { AgentEvent, RunnerCommand } from './events.js';
+import type { AgentEvent, LogShipperCommand, RunnerCommand } from './events.js';
 import type { TelemetryMessage } from './outcome.js';
 import type { Identity, InstalledRunner, JobFacts, JobPrep, JobSpec, LogUploadOutcome } from './types.js';
 
@@ -15,12 +15,19 @@ export interface DownloadInput { settings: Settings; attempt: number }
 export type { RegisterInput } from '../services/runner/registration.js';
 import type { RegisterInput } from '../services/runner/registration.js';
 export interface RunnerProcessInput { settings: Settings; jobSpec: JobSpec; runner: InstalledRunner }
-export interface TelemetryInput { queueUrl?: string; message: TelemetryMessage; region?: string; /** This attempt's own timeout. */ timeoutMs?: number }
+export interface TelemetryInput {
+  queueUrl?: string;
+  message: TelemetryMessage;
+  region?: string;
+  /** This attempt's own timeout. */
+  timeoutMs?: number;
+  /** The agent's state dir: a final message carries what the job hooks recorded there. */
+  stateDir?: string;
+}
 export type { TelemetryResult } from '../services/aws/telemetry.js';
 import type { TelemetryResult } from '../services/aws/telemetry.js';
 export interface CleanupInput { settings: Settings }
-export interface FlushLogsInput { timeoutMs: number }
-export interface FlushLogsResult { shipped: number; dropped: number }
+export interface LogShipperInput { settings: Settings }
 export interface TerminateInput { instanceId: string; region: string }
 export interface WatchdogInput { settings: Settings; identity?: Identity; jobSpec?: JobSpec }
 export interface IsolateJobInput { settings: Settings }
@@ -65,8 +72,6 @@ export const actorContracts = {
   sendTelemetry: notProvided<TelemetryResult, TelemetryInput>('sendTelemetry'),
   /** Remove the runner's secrets and work dir, and the agent's state files. */
   cleanup: notProvided<void, CleanupInput>('cleanup'),
-  /** Ship what the log shipper still holds, within the deadline. */
-  flushLogs: notProvided<FlushLogsResult, FlushLogsInput>('flushLogs'),
   /** EC2 TerminateInstances on this instance. */
   terminateInstance: notProvided<void, TerminateInput>('terminateInstance'),
   /** SIGTERM/SIGINT and crashes (uncaught exception, unhandled rejection) → events. */
@@ -75,6 +80,6 @@ export const actorContracts = {
   spotWatcher: notProvidedCallback<WatchdogInput>('spotWatcher'),
   /** Disk and memory checks → DISK_FULL, MEMORY_LOW. */
   resourceMonitor: notProvidedCallback<WatchdogInput>('resourceMonitor'),
-  /** Starts CloudWatch Logs shipping to the instance's stream. */
-  logShipper: notProvidedCallback<WatchdogInput>('logShipper'),
+  /** The log shipper's owner, for the whole lifecycle: SHIP_LOGS starts shipping, FLUSH_LOGS → LOGS_FLUSHED. */
+  logShipper: notProvidedCallback<LogShipperInput, LogShipperCommand>('logShipper'),
 };

@@ -7,12 +7,12 @@
  * stop (SIGTERM, spot notice, max runtime, idle, full disk) and crash is an event.
  * Pure decisions (final status, telemetry message) live in outcome.ts.
  */
-import { assign, enqueueActions, log, raise, setup, stopChild, type DoneActorEvent } from 'xstate';
+import { assign, enqueueActions, log, raise, sendTo, setup, stopChild, type DoneActorEvent } from 'xstate';
 import { parseSettings, type Settings } from '../services/settings.js';
 import { actorContracts } from './actor-contracts.js';
 import { STOP_EVENTS, type AgentEvent, type StopReason } from './events.js';
 import type { WatchdogInput } from './actor-contracts.js';
-import { finalStatus, queueUrl, telemetryMessage } from './outcome.js';
+import { agentOutcome, finalStatus, queueUrl, telemetryMessage } from './outcome.js';
 import type { AgentContext, AgentInput, FailurePhase, JobSpec, StateName, StandbyEndReason } from './types.js';
 
 /** Download attempts before giving up (transient failures only). */
@@ -40,6 +40,12 @@ export const STANDBY_THROTTLED_MAX_MS = 60_000;
 export const POLL_ERROR_LOG_INTERVAL_MS = 60_000;
 /** Preparing the job (the buildx cache `.env`, the tool-cache snapshot) may take this long. */
 export const PREPARE_DEADLINE_MS = 10_000;
+/** Keeping the job off IMDS (a few nft/iptables calls and a probe) may take this long. */
+export const ISOLATE_DEADLINE_MS = 10_000;
+/** config.sh talks to GitHub a few times; minutes means it is stuck (JIT mode runs nothing). */
+export const REGISTER_DEADLINE_MS = 5 * 60_000;
+/** Learning the instance id and region (the environment, else IMDSv2 with its own short timeouts). */
+export const IDENTITY_DEADLINE_MS = 60_000;
 /** Reading what the job left (tool-cache markers, the buildx shim's outcome) may take this long. */
 export const INSPECT_DEADLINE_MS = 10_000;
 /** The runner logs' upload to S3 (the orchestrator's logShipTimeout). */
@@ -150,6 +156,9 @@ const agentSetup = setup({
     reportDeadline: ({ context }) => context.settings.reportTimeoutMs,
     cleanupDeadline: CLEANUP_DEADLINE_MS,
     prepareDeadline: PREPARE_DEADLINE_MS,
+    isolateDeadline: ISOLATE_DEADLINE_MS,
+    registerDeadline: REGISTER_DEADLINE_MS,
+    identityDeadline: IDENTITY_DEADLINE_MS,
     inspectDeadline: INSPECT_DEADLINE_MS,
     /** Backstop of the runner logs' upload, which stops itself at its budget. */
     runnerLogsDeadline: ({ context }) => runnerLogsBudgetMs(context) + BACKSTOP_MS,
@@ -196,6 +205,10 @@ const agentSetup = setup({
     recordFailure: assign(({ context, event }, params: { phase: FailurePhase }) =>
       context.failure ? {} : { failure: { phase: params.phase, message: errorText(event) } },
     ),
+    /** A state's deadline passed before its actor finished. */
+    recordDeadline: assign(({ context }, params: { phase: FailurePhase; what: string; ms: number }) =>
+      context.failure ? {} : { failure: { phase: params.phase, message: `${params.what} did not finish within ${params.ms / 1000} s` } },
+    ),
     recordSettingErrors: assign(({ context }) => ({
       failure: context.failure ?? { phase: 'config' as const, message: `invalid configuration: ${context.settingErrors.join('; ')}` },
     })),
@@ -222,7 +235,7 @@ const agentSetup = setup({
       if (context.watchdogsStarted) return;
       enqueue.assign({ watchdogsStarted: true });
       const input: WatchdogInput = { settings: context.settings, identity: context.identity, jobSpec: context.jobSpec };
-      enqueue.spawnChild('logShipper', { id: 'logShipper', input });
+      enqueue.sendTo('logShipper', { type: 'SHIP_LOGS', ...input });
       enqueue.spawnChild('spotWatcher', { id: 'spotWatcher', input });
       enqueue.spawnChild('resourceMonitor', { id: 'resourceMonitor', input });
     }),
@@ -293,6 +306,7 @@ const agentSetup = setup({
     markStartedSent: assign(({ context, event }) => ({
       telemetry: { ...context.telemetry, startedSent: Boolean((event as { output?: { sent?: boolean } }).output?.sent) },
     })),
+    recordLogCounts: assign(({ event }) => (event.type === 'LOGS_FLUSHED' ? { logs: { shipped: event.shipped, dropped: event.dropped } } : {})),
     markFinalSent: assign(({ context }) => ({ telemetry: { ...context.telemetry, finalSent: true } })),
     recordTelemetryGiveUp: log(({ event }) => `telemetry not sent: ${errorText(event)}`),
     markTerminationRequested: assign(({ context }) => ({ termination: { ...context.termination, requested: true } })),
@@ -372,6 +386,8 @@ type AgentTransition = Exclude<NonNullable<Parameters<typeof agentSetup.createSt
 export const agentMachine = agentSetup.createMachine({
   id: 'agent',
   description: 'One ephemeral GitHub Actions job on one EC2 instance, from boot to self-termination.',
+  /** What the lifecycle ended with (status, exit code, termination): the command line's only input. */
+  output: ({ context }) => agentOutcome(context),
   context: ({ input }) => {
     const now = input.now ?? Date.now;
     const { settings, errors } = parseSettings(input.env);
@@ -394,7 +410,10 @@ export const agentMachine = agentSetup.createMachine({
       bootUptimeSeconds: input.bootUptimeSeconds,
     };
   },
-  invoke: { src: 'processWatcher', id: 'processWatcher' },
+  invoke: [
+    { src: 'processWatcher', id: 'processWatcher' },
+    { src: 'logShipper', id: 'logShipper', input: ({ context }) => ({ settings: context.settings }) },
+  ],
   after: {
     maxRuntime: { actions: raise({ type: 'TIMEOUT' }), description: 'The hard ceiling, from agent start.' },
   },
@@ -447,6 +466,12 @@ export const agentMachine = agentSetup.createMachine({
               }),
             },
             onError: { target: '#agent.reporting', actions: { type: 'recordFailure', params: { phase: 'config' } } },
+          },
+          after: {
+            identityDeadline: {
+              target: '#agent.reporting',
+              actions: { type: 'recordDeadline', params: { phase: 'config', what: 'learning the instance id and region', ms: IDENTITY_DEADLINE_MS } },
+            },
           },
         },
         standby: {
@@ -585,7 +610,12 @@ export const agentMachine = agentSetup.createMachine({
               description: 'Fail closed: no job with the instance role in reach (unless RUNS_FLEET_JOB_IMDS=allow).',
             },
           },
-          after: { prepareDeadline: { target: '#agent.reporting', actions: assign({ failure: () => ({ phase: 'registration' as const, message: 'keeping the job off IMDS did not finish in time' }) }) } },
+          after: {
+            isolateDeadline: {
+              target: '#agent.reporting',
+              actions: { type: 'recordDeadline', params: { phase: 'registration', what: 'keeping the job off IMDS', ms: ISOLATE_DEADLINE_MS } },
+            },
+          },
         },
         registeringRunner: {
           invoke: {
@@ -593,6 +623,13 @@ export const agentMachine = agentSetup.createMachine({
             input: ({ context }) => ({ settings: context.settings, jobSpec: context.jobSpec!, runner: context.runner! }),
             onDone: { target: 'preparingJob' },
             onError: { target: '#agent.reporting', actions: { type: 'recordFailure', params: { phase: 'registration' } } },
+          },
+          after: {
+            registerDeadline: {
+              target: '#agent.reporting',
+              actions: { type: 'recordDeadline', params: { phase: 'registration', what: 'config.sh', ms: REGISTER_DEADLINE_MS } },
+              description: 'A stuck config.sh: leaving the state cancels it (its whole session).',
+            },
           },
         },
         preparingJob: {
@@ -757,15 +794,17 @@ export const agentMachine = agentSetup.createMachine({
           on: REPORT_ANYWAY,
         },
         flushingLogs: {
-          description: "Ship the job's log before reporting, within the flush deadline.",
-          invoke: {
-            src: 'flushLogs',
-            input: ({ context }) => ({ timeoutMs: context.settings.logFlushTimeoutMs }),
-            onDone: { target: 'sending', actions: assign({ logs: ({ event }) => event.output }) },
-            onError: 'sending',
+          description: "Ship the job's log, and the runner's _diag logs once, before reporting; within the flush deadline.",
+          entry: sendTo('logShipper', ({ context }) => ({
+            type: 'FLUSH_LOGS' as const,
+            timeoutMs: context.settings.logFlushTimeoutMs,
+            diagDir: `${context.settings.runnerDir}/_diag`,
+          })),
+          on: {
+            LOGS_FLUSHED: { target: 'sending', actions: 'recordLogCounts' },
+            ...REPORT_ANYWAY,
           },
           after: { flushDeadline: { target: 'sending', description: 'A dead logs endpoint cannot hold the report.' } },
-          on: REPORT_ANYWAY,
         },
         sending: retryLoop('finalTelemetry', {
           description: 'The final message to the termination queue: bounded attempts, all within the report deadline.',
@@ -776,6 +815,7 @@ export const agentMachine = agentSetup.createMachine({
               region: context.identity?.region,
               message: telemetryMessage(context, finalStatus(context).status),
               timeoutMs: TELEMETRY_ATTEMPT_TIMEOUT_MS,
+              stateDir: context.settings.stateDir,
             }),
             onDone: { target: '#agent.terminating', actions: 'markFinalSent' },
           },
@@ -791,6 +831,7 @@ export const agentMachine = agentSetup.createMachine({
 
     terminating: {
       description: 'Clean up, flush logs, then TerminateInstances on itself — each step with a deadline.',
+      exit: 'leaveState',
       entry: { type: 'enterState', params: { state: 'terminating' } },
       on: {
         SIGTERM: {},
@@ -808,21 +849,17 @@ export const agentMachine = agentSetup.createMachine({
         },
         flushingLogs: {
           description: 'Ship the last lines (reporting and cleanup), within a short deadline.',
-          invoke: {
-            src: 'flushLogs',
-            input: ({ context }) => ({ timeoutMs: finalFlushMs(context) }),
-            onDone: 'deciding',
-            onError: 'deciding',
-          },
+          entry: sendTo('logShipper', ({ context }) => ({ type: 'FLUSH_LOGS' as const, timeoutMs: finalFlushMs(context) })),
+          on: { LOGS_FLUSHED: 'deciding' },
           after: { finalFlushDeadline: 'deciding' },
         },
         deciding: {
           description: 'Terminate only when allowed and when the instance id is known.',
           always: [
-            { guard: 'terminateDisabled', target: 'done', description: 'RUNS_FLEET_TERMINATE=false: local use.' },
+            { guard: 'terminateDisabled', target: '#agent.finished', description: 'RUNS_FLEET_TERMINATE=false: local use.' },
             {
               guard: 'identityUnknown',
-              target: 'done',
+              target: '#agent.finished',
               actions: 'recordTerminationError',
               description: 'Nothing to terminate: exit non-zero so that systemd powers off.',
             },
@@ -834,16 +871,17 @@ export const agentMachine = agentSetup.createMachine({
           attempt: {
             src: 'terminateInstance',
             input: ({ context }: { context: AgentContext }) => ({ instanceId: context.identity!.instanceId, region: context.identity!.region }),
-            onDone: { target: '#agent.terminating.done', actions: 'markTerminationRequested' },
+            onDone: { target: '#agent.finished', actions: 'markTerminationRequested' },
           },
-          onGiveUp: { target: '#agent.terminating.done', actions: 'recordTerminationError' },
-          after: { terminateDeadline: { target: '#agent.terminating.done', actions: 'recordTerminationError' } },
+          onGiveUp: { target: '#agent.finished', actions: 'recordTerminationError' },
+          after: { terminateDeadline: { target: '#agent.finished', actions: 'recordTerminationError' } },
         }),
-        done: {
-          type: 'final',
-          entry: 'leaveState',
-        },
       },
+    },
+
+    finished: {
+      type: 'final',
+      description: "The lifecycle is over; the machine's output is its outcome (bin/main.ts exits with its code).",
     },
   },
 });

@@ -4,7 +4,8 @@
  * and the crash handler send these; the machine decides what they mean per state.
  */
 
-import type { DownloadFailure, InstalledRunner, JobCompletedEvent, JobStartedEvent, RunnerExitedEvent, RunnerListeningEvent, RunnerSpawnedEvent } from '../services/domain.js';
+import type { Settings } from '../services/settings.js';
+import type { DownloadFailure, Identity, InstalledRunner, JobSpec, JobCompletedEvent, JobStartedEvent, RunnerExitedEvent, RunnerListeningEvent, RunnerSpawnedEvent } from '../services/domain.js';
 
 export type { JobCompletedEvent, JobStartedEvent, RunnerEvent, RunnerExitedEvent, RunnerListeningEvent, RunnerSpawnedEvent, RunnerCommand } from '../services/domain.js';
 
@@ -67,6 +68,18 @@ export interface PrefetchFailedEvent {
   failure: DownloadFailure;
 }
 
+/** The log shipper's answer to FLUSH_LOGS: what reached CloudWatch, what will not. */
+export interface LogsFlushedEvent {
+  type: 'LOGS_FLUSHED';
+  shipped: number;
+  dropped: number;
+}
+
+/** What the chart tells the log shipper's actor (actors/log-shipper.ts). */
+export type LogShipperCommand =
+  | { type: 'SHIP_LOGS'; settings: Settings; identity?: Identity; jobSpec?: JobSpec }
+  | { type: 'FLUSH_LOGS'; timeoutMs: number; /** Queue the runner's `_diag` logs first (reporting's flush only). */ diagDir?: string };
+
 export type AgentEvent =
   | SigtermEvent
   | SpotInterruptionEvent
@@ -81,7 +94,8 @@ export type AgentEvent =
   | RunnerListeningEvent
   | JobStartedEvent
   | JobCompletedEvent
-  | RunnerExitedEvent;
+  | RunnerExitedEvent
+  | LogsFlushedEvent;
 
 /** Events that stop a job or a boot, and the reason each one records. */
 export const STOP_EVENTS = {

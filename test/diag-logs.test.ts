@@ -1,7 +1,7 @@
 /**
  * The runner's `_diag/*.log` files after the job: which files, in what order, redacted,
  * capped (tails kept, cut lines counted), never through a symlink or a FIFO, and the
- * flushLogs actor that queues them once, to `{stream}/diag`, within the flush deadline.
+ * log shipper actor that queues them when reporting's flush asks, to `{stream}/diag`, within its deadline.
  */
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import { CloudWatchLogsClient, CreateLogStreamCommand, PutLogEventsCommand, type PutLogEventsCommandInput } from '@aws-sdk/client-cloudwatch-logs';
@@ -10,10 +10,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createActor, toPromise } from 'xstate';
-import { flushLogs } from '../actors/flush-logs.js';
+import { shipperHarness } from './support/log-shipper-harness.js';
 import { shipDiagLogs, type DiagSink } from '../services/logs/diag.js';
-import { LogShipper } from '../services/logs/shipper.js';
 import { SecretVault } from '../services/secrets.js';
 
 const SECRET = 'jit-secret-value-0123456789';
@@ -173,11 +171,10 @@ describe('shipDiagLogs', () => {
   });
 });
 
-describe('flushLogs actor with diagnostics', () => {
-  let spillDir: string;
+describe('the log shipper actor: the diagnostics with reporting\'s flush', () => {
+  let stateDir: string;
   let client: CloudWatchLogsClient;
   let cw: ReturnType<typeof mockClient>;
-  let shipper: LogShipper;
 
   const putsTo = (stream: string) =>
     cw
@@ -187,32 +184,36 @@ describe('flushLogs actor with diagnostics', () => {
   const messages = (stream: string) => putsTo(stream).flatMap((p) => p.logEvents!.map((e) => e.message!));
 
   beforeEach(() => {
-    spillDir = mkdtempSync(join(tmpdir(), 'diag-flush-test-'));
+    stateDir = mkdtempSync(join(tmpdir(), 'diag-flush-test-'));
     client = new CloudWatchLogsClient({ region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
     cw = mockClient(client);
     cw.on(CreateLogStreamCommand).resolves({});
     cw.on(PutLogEventsCommand).resolves({});
-    shipper = new LogShipper({ spillDir, flushIntervalMs: 60_000, vault: vault() });
   });
 
   afterEach(() => {
-    shipper.close();
     cw.restore();
-    rmSync(spillDir, { recursive: true, force: true });
+    rmSync(stateDir, { recursive: true, force: true });
   });
 
-  const flush = (timeoutMs = 5_000) =>
-    toPromise(createActor(actorLogic, { input: { timeoutMs } }).start());
-  let actorLogic: ReturnType<typeof flushLogs>;
+  const job = { parameterName: '/p', mode: 'jit' as const, isOrg: false, labels: [], runId: '42' };
+  const shipping = (extra: Parameters<typeof shipperHarness>[0]['deps'] = {}, env: Record<string, string> = { RUNS_FLEET_LOG_GROUP: GROUP }) => {
+    const h = shipperHarness({ client, stateDir, env, vault: vault(), deps: extra });
+    h.ship({ instanceId: 'i-0123456789abcdef0', region: 'us-east-1' }, job);
+    return h;
+  };
+  const started = async () => {
+    for (let i = 0; i < 50 && cw.commandCalls(CreateLogStreamCommand).length < 2; i++) await new Promise((r) => setTimeout(r, 5));
+  };
 
-  it('the first flush ships the diagnostics to {stream}/diag after the job log; the second does not read them again', async () => {
+  it('the flush that asks for them ships the diagnostics to {stream}/diag after the job log; one that does not, does not read them', async () => {
     put('Runner_20261128-101500-utc.log', `[x INFO Runner] started\n[x INFO Runner] token ${SECRET}\n`, 5);
     put('env.txt', 'HOME=/home/runner\0');
-    actorLogic = flushLogs({ shipper, vault: vault(), diagDir: () => diag });
-    await shipper.start({ client, logGroup: GROUP, stream: STREAM });
-    for (let i = 0; i < 3; i++) shipper.runnerLine(`job line ${i}`, 1_000 + i);
+    const h = shipping();
+    await started();
+    for (let i = 0; i < 3; i++) h.route.runnerLine(`job line ${i}`, 1_000 + i);
 
-    expect(await flush()).toEqual({ shipped: 5, dropped: 0 });
+    expect(await h.flush(5_000, diag)).toEqual({ shipped: 5, dropped: 0 });
 
     expect(messages(STREAM)).toEqual(['job line 0', 'job line 1', 'job line 2']);
     expect(messages(`${STREAM}/diag`)).toEqual([
@@ -224,36 +225,39 @@ describe('flushLogs actor with diagnostics', () => {
     expect(calls.indexOf(`${STREAM}/diag`)).toBeGreaterThan(calls.indexOf(STREAM));
     expect(cw.commandCalls(CreateLogStreamCommand).map((c) => c.args[0].input.logStreamName)).toEqual([STREAM, `${STREAM}/agent`, `${STREAM}/diag`]);
 
-    // The terminating flush: the files changed meanwhile, they are not read again.
+    // The terminating flush asks for no diagnostics: the files changed meanwhile, they are not read again.
     put('Worker_late.log', 'late\n');
-    expect(await flush()).toEqual({ shipped: 5, dropped: 0 });
+    expect(await h.flush(5_000)).toEqual({ shipped: 5, dropped: 0 });
     expect(messages(`${STREAM}/diag`)).toHaveLength(3);
+    h.stop();
   });
 
   it('no diagnostics to ship: the diag stream is never created', async () => {
-    actorLogic = flushLogs({ shipper, diagDir: () => join(base, 'nothing-here') });
-    await shipper.start({ client, logGroup: GROUP, stream: STREAM });
-    shipper.runnerLine('only line', 1);
-    expect(await flush()).toEqual({ shipped: 1, dropped: 0 });
+    const h = shipping();
+    await started();
+    h.route.runnerLine('only line', 1);
+    expect(await h.flush(5_000, join(base, 'nothing-here'))).toEqual({ shipped: 1, dropped: 0 });
     expect(cw.commandCalls(CreateLogStreamCommand).map((c) => c.args[0].input.logStreamName)).toEqual([STREAM, `${STREAM}/agent`]);
+    h.stop();
   });
 
   it('shipping not configured: the files are not even read, nothing is counted', async () => {
     put('Runner_1.log', 'x\n'.repeat(100));
-    actorLogic = flushLogs({ shipper, diagDir: () => diag, diagMaxBytes: 10 });
-    shipper.disable();
-    expect(await flush()).toEqual({ shipped: 0, dropped: 0 });
+    const h = shipping({ diagMaxBytes: 10 }, {});
+    expect(await h.flush(5_000, diag)).toEqual({ shipped: 0, dropped: 0 });
     expect(cw.calls()).toHaveLength(0);
+    h.stop();
   });
 
   it('the diagnostics share the flush deadline: with a dead endpoint, their lines are counted as dropped in time', async () => {
     put('Runner_1.log', 'a\nb\n');
     cw.on(PutLogEventsCommand).callsFake(() => new Promise(() => {}));
-    actorLogic = flushLogs({ shipper, diagDir: () => diag });
-    await shipper.start({ client, logGroup: GROUP, stream: STREAM });
-    shipper.runnerLine('job line', 1);
-    const started = performance.now();
-    expect(await flush(300)).toEqual({ shipped: 0, dropped: 3 });
-    expect(performance.now() - started).toBeLessThan(800);
+    const h = shipping();
+    await started();
+    h.route.runnerLine('job line', 1);
+    const t0 = performance.now();
+    expect(await h.flush(300, diag)).toEqual({ shipped: 0, dropped: 3 });
+    expect(performance.now() - t0).toBeLessThan(800);
+    h.stop();
   });
 });

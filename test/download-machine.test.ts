@@ -98,7 +98,7 @@ describe('downloading with the real actor', () => {
     github = await startFakeGitHub({ version: '2.329.0', tarballs: { x64: tarball } });
     const t = start(github);
 
-    await until(t, () => t.actor.getSnapshot().matches({ terminating: 'done' }));
+    await until(t, () => t.actor.getSnapshot().matches('finished'));
 
     expect(t.actor.getSnapshot().context.downloadAttempt).toBe(1);
     expect(apiCalls(github)).toBe(1);
@@ -111,7 +111,7 @@ describe('downloading with the real actor', () => {
     github = await startFakeGitHub({ version: VERSION, tarballs: { x64: tarball }, checksum: 'wrong' });
     const t = start(github);
 
-    await until(t, () => t.actor.getSnapshot().matches({ terminating: 'done' }));
+    await until(t, () => t.actor.getSnapshot().matches('finished'));
 
     expect(t.actor.getSnapshot().context.downloadAttempt).toBe(1);
     expect(apiCalls(github)).toBe(1);
@@ -132,7 +132,7 @@ describe('downloading with the real actor', () => {
 
     const sentAt = Date.now();
     t.fake.watchers.processWatcher!.sendBack!({ type: 'SIGTERM', signal: 'SIGTERM' });
-    await until(t, () => t.actor.getSnapshot().matches({ terminating: 'done' }), 1_000);
+    await until(t, () => t.actor.getSnapshot().matches('finished'), 1_000);
     let leftovers = await readdir(join(root, 'runner'));
     while (leftovers.length > 0 && Date.now() - sentAt < 1_000) {
       await new Promise((resolve) => setTimeout(resolve, 20));

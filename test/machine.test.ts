@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from '@jest/globals';
 import { createActor, SimulatedClock } from 'xstate';
-import { agentMachine, KILL_WAIT_MS, RETRY_POLICY, retryBackoffMs, TELEMETRY_ATTEMPT_TIMEOUT_MS } from '../machines/agent.machine.js';
+import { agentMachine, IDENTITY_DEADLINE_MS, KILL_WAIT_MS, REGISTER_DEADLINE_MS, RETRY_POLICY, retryBackoffMs, TELEMETRY_ATTEMPT_TIMEOUT_MS } from '../machines/agent.machine.js';
 import { agentOutcome, type TelemetryMessage } from '../machines/outcome.js';
 import type { AgentContext } from '../machines/types.js';
 import { prepareTelemetry } from '../services/aws/telemetry.js';
@@ -24,7 +24,7 @@ function start(env: Record<string, string> = {}, configure: (fake: FakeActors) =
   const messages = () => fake.callsOf('sendTelemetry').map((i) => i.message as TelemetryMessage);
   const finalMessage = () => messages().filter((m) => m.status !== 'started');
   const outcome = () => agentOutcome(actor.getSnapshot().context as AgentContext);
-  const done = () => actor.getSnapshot().matches({ terminating: 'done' });
+  const done = () => actor.getSnapshot().matches('finished');
   return { fake, clock, actor, messages, finalMessage, outcome, done };
 }
 
@@ -258,6 +258,24 @@ describe('agent machine scenarios', () => {
     t.clock.increment(1);
     await settle();
     expect(t.fake.callsOf('downloadRunner')).toHaveLength(2);
+  });
+
+  it('registering and booting have deadlines: a stuck config.sh or IMDS is a bootstrap failure, reported', async () => {
+    const stuck = start({}, (f) => (f.auto.registerRunner = 'hang'));
+    await settle();
+    expect(stuck.actor.getSnapshot().value).toEqual({ registering: 'registeringRunner' });
+    stuck.clock.increment(REGISTER_DEADLINE_MS);
+    await settle();
+    expect(stuck.fake.journal).toContain('abort:registerRunner'); // leaving the state cancels config.sh
+    expect(stuck.finalMessage()[0]).toMatchObject({ status: 'bootstrap_failed', error: 'config.sh did not finish within 300 s' });
+    expect(stuck.done()).toBe(true);
+
+    const noImds = start({}, (f) => (f.auto.resolveIdentity = 'hang'));
+    await settle();
+    noImds.clock.increment(IDENTITY_DEADLINE_MS);
+    await settle();
+    expect(noImds.done()).toBe(true);
+    expect(noImds.outcome()).toMatchObject({ status: 'bootstrap_failed', error: 'learning the instance id and region did not finish within 60 s', exitCode: 1 });
   });
 
   it('without an instance id nothing is terminated and the exit code is 1', async () => {

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LineRedactor, parseAddMask } from '../services/logs/line-redactor.js';
 import { LogShipper } from '../services/logs/shipper.js';
-import { createLogger } from '../services/logs/logger.js';
+import { createLogger, LogRoute } from '../services/logs/logger.js';
 import { SecretVault } from '../services/secrets.js';
 import { prepareTelemetry } from '../services/aws/telemetry.js';
 
@@ -111,10 +111,12 @@ describe('no secret reaches CloudWatch, the agent log or telemetry', () => {
       const vault = vaultWithSecrets();
       const shipper = new LogShipper({ spillDir });
       const stdout: string[] = [];
-      const logger = createLogger({ vault, sink: { current: shipper }, write: (l) => stdout.push(l) });
+      const route = new LogRoute();
+      route.attach(shipper);
+      const logger = createLogger({ vault, route, write: (l) => stdout.push(l) });
       await shipper.start({ client, logGroup: 'g', stream: 'i-1/1' });
 
-      const redactor = new LineRedactor(vault, (line, continued) => shipper.runnerLine(line, Date.now(), continued), { maxLineChars: 64 });
+      const redactor = new LineRedactor(vault, (line, continued) => route.runnerLine(line, Date.now(), continued), { maxLineChars: 64 });
       const output = Object.values(SECRETS).map((s) => `token=${s}\n`).join('') + `${'x'.repeat(60)}${SECRETS.jit_token}${'y'.repeat(80)}\n`;
       for (let i = 0; i < output.length; i += 7) redactor.push(Buffer.from(output.slice(i, i + 7)));
       redactor.end();

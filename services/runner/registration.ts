@@ -25,8 +25,6 @@ import { commandAs, prepareRunnerDir, resolveRunnerUser, type RunnerUserDeps } f
 import type { SecretVault } from '../secrets.js';
 import type { Env, Settings } from '../settings.js';
 
-/** config.sh talks to GitHub a few times; minutes means it is stuck. */
-export const CONFIG_TIMEOUT_MS = 5 * 60_000;
 /** How many of config.sh's last output lines a failure quotes. */
 export const ERROR_TAIL_LINES = 12;
 
@@ -36,7 +34,6 @@ export interface RegistrationDeps {
   /** The agent's environment, for the runner env allow-list (default `process.env`). */
   env?: Env;
   user?: RunnerUserDeps;
-  configTimeoutMs?: number;
   /** Called with config.sh's pid (= its session id): the reaper watches that session. */
   onSpawn?: (pid: number) => void;
 }
@@ -122,7 +119,7 @@ export async function registerRunnerService(input: RegisterInput, deps: Registra
     stdin: 'ignore',
     all: true,
     reject: false,
-    timeout: deps.configTimeoutMs ?? CONFIG_TIMEOUT_MS,
+    // No timeout here: the chart's registerDeadline ends the state, which aborts `signal`.
     cancelSignal: signal,
     forceKillAfterDelay: 2_000,
     maxBuffer: 1024 * 1024,
@@ -148,9 +145,7 @@ export async function registerRunnerService(input: RegisterInput, deps: Registra
   if (result.failed) {
     const why = result.isCanceled
       ? 'was cancelled'
-      : result.timedOut
-        ? `timed out after ${Math.round((deps.configTimeoutMs ?? CONFIG_TIMEOUT_MS) / 1000)} s`
-        : result.exitCode !== undefined
+      : result.exitCode !== undefined
           ? `exited with code ${result.exitCode}`
           : result.signal
             ? `was killed by ${result.signal}`

@@ -138,6 +138,34 @@ export class FakeActors {
     });
   }
 
+  /**
+   * The log shipper's actor: FLUSH_LOGS is recorded like a call of `flushLogs` (journal
+   * `call:flushLogs`) and answered with LOGS_FLUSHED as `auto.flushLogs` says (resolve → at once,
+   * 'hang' → never, unset → when the test sends it through `watchers.logShipper.sendBack`).
+   */
+  private logShipper() {
+    return fromCallback<AnyEventObject, any, AgentEvent>(({ sendBack, receive }) => {
+      this.watchers.logShipper = { sendBack, active: true };
+      this.journal.push('start:logShipper');
+      receive((command) => {
+        this.journal.push(`command:${command.type}`);
+        if (command.type !== 'FLUSH_LOGS') return;
+        this.calls.push({ src: 'flushLogs', input: command });
+        this.journal.push('call:flushLogs');
+        const behavior = this.auto.flushLogs;
+        if (behavior && behavior !== 'hang' && 'resolve' in behavior) {
+          const counts = behavior.resolve as { shipped: number; dropped: number };
+          this.settled.push({ src: 'flushLogs', input: command, ok: true });
+          queueMicrotask(() => sendBack({ type: 'LOGS_FLUSHED', shipped: counts.shipped, dropped: counts.dropped }));
+        }
+      });
+      return () => {
+        this.watchers.logShipper!.active = false;
+        this.journal.push('stop:logShipper');
+      };
+    });
+  }
+
   private watcher(name: string) {
     return fromCallback<AnyEventObject, any, AgentEvent>(({ sendBack }) => {
       this.watchers[name] = { sendBack, active: true };
@@ -193,7 +221,6 @@ export class FakeActors {
       prefetchRunner: this.prefetch(),
       sendTelemetry: this.promise('sendTelemetry'),
       cleanup: this.promise('cleanup'),
-      flushLogs: this.promise('flushLogs'),
       terminateInstance: this.promise('terminateInstance'),
       runnerProcess: fromCallback<RunnerCommand, any, AgentEvent>(({ sendBack, receive }) => {
         runner.spawned += 1;
@@ -217,7 +244,7 @@ export class FakeActors {
       processWatcher: this.watcher('processWatcher'),
       spotWatcher: this.watcher('spotWatcher'),
       resourceMonitor: this.watcher('resourceMonitor'),
-      logShipper: this.watcher('logShipper'),
+      logShipper: this.logShipper(),
     } as unknown as typeof actorContracts;
   }
 }
