@@ -3,14 +3,13 @@
  * extracted, owned by the runner user. Leaving the state aborts `signal`, which aborts
  * the HTTP request and the extraction within a second.
  *
- * The S3 cache upload after a GitHub download runs in the background: the actor
- * resolves without waiting for it and hands it to `onCacheUpload` (e.g. to await at
- * shutdown); it never rejects.
+ * A GitHub download kept for the S3 cache (RUNS_FLEET_CACHE_UPLOAD=true) comes back as
+ * `runner.cacheArchive`; the chart's cacheUpload child (uploadRunnerCache below) uploads it.
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { ClientFactory } from '../services/aws/clients.js';
 import { fromCallback, fromPromise, type AnyEventObject } from 'xstate';
-import type { DownloadInput } from '../machines/actor-contracts.js';
+import type { CacheUploadInput, DownloadInput } from '../machines/actor-contracts.js';
 import type { AgentEvent } from '../machines/events.js';
 import type { InstalledRunner } from '../machines/types.js';
 import { describeError } from '../services/errors.js';
@@ -19,15 +18,13 @@ import type { Logger } from '../services/logs/logger.js';
 import type { Owner } from '../services/install/runner-archive.js';
 import { acquireRunner } from '../services/install/runner-download.js';
 import { DEFAULT_RUNNER_USER, getentPasswd } from '../services/runner/user.js';
-import { RunnerCache } from '../services/install/s3-cache.js';
+import { RunnerCache, uploadToCache } from '../services/install/s3-cache.js';
 import type { Settings } from '../services/settings.js';
 
 export interface DownloadRunnerDeps {
   logger: Logger;
   s3: ClientFactory<S3Client>;
   fetch?: Fetch;
-  /** Receives each background S3 cache upload. */
-  onCacheUpload?: (upload: Promise<void>) => void;
   /** The installed tree's owner; default: the runner user when the agent is root, else none (no chown). */
   owner?: (settings: Settings) => Promise<Owner | undefined>;
 }
@@ -36,8 +33,7 @@ async function acquire(deps: DownloadRunnerDeps, input: DownloadInput, signal: A
   const { settings, attempt } = input;
   const owner = await (deps.owner ?? runnerUserOwner(deps.logger))(settings);
   const cache = settings.configBucket ? new RunnerCache(await deps.s3(settings.region), settings.configBucket) : undefined;
-  const { runner, cacheUpload } = await acquireRunner({ settings, logger: deps.logger, signal, fetch: deps.fetch, cache, owner, attempt });
-  if (cacheUpload) deps.onCacheUpload?.(cacheUpload);
+  const { runner } = await acquireRunner({ settings, logger: deps.logger, signal, fetch: deps.fetch, cache, owner, attempt });
   return runner;
 }
 
@@ -76,4 +72,30 @@ function runnerUserOwner(logger: Logger) {
     if (!entry) logger.warn({ user: name }, 'runner user not found: the runner files stay owned by root for now');
     return entry ? { uid: entry.uid, gid: entry.gid } : undefined;
   };
+}
+
+/**
+ * The chart's cacheUpload child: the kept archive to the S3 cache, then the file removed. It
+ * lives from the end of downloading until cleanup at the latest (stopping it aborts the upload);
+ * it reports CACHE_UPLOAD_FINISHED with the outcome and never fails the lifecycle.
+ */
+export function uploadRunnerCache(deps: { logger: Logger; s3: ClientFactory<S3Client> }) {
+  return fromCallback<AnyEventObject, CacheUploadInput, AgentEvent>(({ input, sendBack }) => {
+    const controller = new AbortController();
+    const log = deps.logger.child({ component: 'cache-upload' });
+    void (async () => {
+      const bucket = input.settings.configBucket;
+      if (!bucket) return 'failed' as const;
+      const cache = new RunnerCache(await deps.s3(input.settings.region), bucket);
+      return uploadToCache(cache, input.archive, log, controller.signal);
+    })().then(
+      (outcome) => {
+        if (!controller.signal.aborted) sendBack({ type: 'CACHE_UPLOAD_FINISHED', outcome });
+      },
+      () => {
+        if (!controller.signal.aborted) sendBack({ type: 'CACHE_UPLOAD_FINISHED', outcome: 'failed' });
+      },
+    );
+    return () => controller.abort();
+  });
 }

@@ -10,7 +10,7 @@ import type { RunnerReaper } from '../services/runner/reaper.js';
 import type { Logger, LogRoute } from '../services/logs/logger.js';
 import type { SecretVault } from '../services/secrets.js';
 import { cleanup } from './cleanup.js';
-import { downloadRunner, prefetchRunner } from './download-runner.js';
+import { downloadRunner, prefetchRunner, uploadRunnerCache } from './download-runner.js';
 import { inspectJob } from './inspect-job.js';
 import { isolateJob } from './isolate-job.js';
 import { prepareJob } from './prepare-job.js';
@@ -51,6 +51,7 @@ export function createActors(deps: AgentDeps): typeof actorContracts {
     readRunnerConfig: readRunnerConfig({ ssm: aws.ssm, vault, logger }),
     downloadRunner: downloadRunner({ logger, s3: aws.s3 }),
     prefetchRunner: prefetchRunner({ logger, s3: aws.s3 }),
+    uploadRunnerCache: uploadRunnerCache({ logger, s3: aws.s3 }),
     prepareJob: prepareJob({ logger }),
     isolateJob: isolateJob({ logger }),
     inspectJob: inspectJob({ logger }),

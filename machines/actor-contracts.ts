@@ -8,6 +8,7 @@ import type { Settings } from '../services/settings.js';
 import type { AgentEvent, LogShipperCommand, RunnerCommand } from './events.js';
 import type { TelemetryMessage } from './outcome.js';
 import type { Identity, InstalledRunner, JobFacts, JobPrep, JobSpec, LogUploadOutcome } from './types.js';
+import type { CacheArchive } from '../services/domain.js';
 
 export interface IdentityInput { settings: Settings }
 export interface RunnerConfigInput { settings: Settings; identity: Identity }
@@ -28,6 +29,7 @@ export type { TelemetryResult } from '../services/aws/telemetry.js';
 import type { TelemetryResult } from '../services/aws/telemetry.js';
 export interface CleanupInput { settings: Settings }
 export interface LogShipperInput { settings: Settings }
+export interface CacheUploadInput { settings: Settings; archive: CacheArchive }
 export interface TerminateInput { instanceId: string; region: string }
 export interface WatchdogInput { settings: Settings; identity?: Identity; jobSpec?: JobSpec }
 export interface IsolateJobInput { settings: Settings }
@@ -56,6 +58,8 @@ export const actorContracts = {
   downloadRunner: notProvided<InstalledRunner, DownloadInput>('downloadRunner'),
   /** The same download started during standby, as a child that reports RUNNER_PREFETCHED / PREFETCH_FAILED. */
   prefetchRunner: notProvidedCallback<DownloadInput>('prefetchRunner'),
+  /** A GitHub download kept for the S3 cache, uploaded by a child of the lifecycle (CACHE_UPLOAD_FINISHED). */
+  uploadRunnerCache: notProvidedCallback<CacheUploadInput>('uploadRunnerCache'),
   /** Token mode: `config.sh --unattended --ephemeral ...`. JIT mode: nothing to run. */
   registerRunner: notProvided<void, RegisterInput>('registerRunner'),
   /** Before anything runs as the runner user: its uid cannot reach IMDS (and so the instance role). */

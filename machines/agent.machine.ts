@@ -306,6 +306,24 @@ const agentSetup = setup({
     markStartedSent: assign(({ context, event }) => ({
       telemetry: { ...context.telemetry, startedSent: Boolean((event as { output?: { sent?: boolean } }).output?.sent) },
     })),
+    /** A GitHub download kept for the cache: upload it in a child that lives until cleanup at the latest. */
+    startCacheUpload: enqueueActions(({ context, enqueue }) => {
+      const archive = context.runner?.cacheArchive;
+      if (!archive || context.cacheUpload !== undefined) return;
+      enqueue.assign({ cacheUpload: 'running' as const });
+      enqueue.spawnChild('uploadRunnerCache', { id: 'cacheUpload', input: { settings: context.settings, archive } });
+    }),
+    noteCacheUpload: enqueueActions(({ context, enqueue }) => {
+      if (context.cacheUpload === 'running') enqueue(log('the S3 cache upload is still running: it has until cleanup'));
+    }),
+    recordCacheUpload: assign(({ event }) => (event.type === 'CACHE_UPLOAD_FINISHED' ? { cacheUpload: event.outcome } : {})),
+    /** Cleanup is the upload's end: whatever is not done by then is abandoned (and said so). */
+    endCacheUpload: enqueueActions(({ context, enqueue }) => {
+      if (context.cacheUpload !== 'running') return;
+      enqueue(stopChild('cacheUpload'));
+      enqueue.assign({ cacheUpload: 'abandoned' as const });
+      enqueue(log('the S3 cache upload had not finished by cleanup: abandoned (the next instance downloads from GitHub)'));
+    }),
     recordLogCounts: assign(({ event }) => (event.type === 'LOGS_FLUSHED' ? { logs: { shipped: event.shipped, dropped: event.dropped } } : {})),
     markFinalSent: assign(({ context }) => ({ telemetry: { ...context.telemetry, finalSent: true } })),
     recordTelemetryGiveUp: log(({ event }) => `telemetry not sent: ${errorText(event)}`),
@@ -424,6 +442,7 @@ export const agentMachine = agentSetup.createMachine({
     DISK_FULL: { target: '.reporting', actions: 'recordStop', description: 'Disk full before the job ran.' },
     PANIC: { target: '.reporting', actions: 'recordPanic', description: 'A crash: report it, then terminate.' },
     MEMORY_LOW: { actions: ['countMemoryWarning', log('memory low')], description: 'Counted and reported, never a stop.' },
+    CACHE_UPLOAD_FINISHED: { actions: 'recordCacheUpload', description: 'The S3 cache upload child ended (uploaded or not: never a stop).' },
   },
   initial: 'booting',
   states: {
@@ -594,7 +613,7 @@ export const agentMachine = agentSetup.createMachine({
 
     registering: {
       description: "Prepare the runner's identity: JIT needs nothing; a registration token runs config.sh. Then prepare the job.",
-      entry: { type: 'enterState', params: { state: 'registering' } },
+      entry: [{ type: 'enterState', params: { state: 'registering' } }, 'startCacheUpload'],
       exit: 'leaveState',
       initial: 'isolatingJob',
       states: {
@@ -756,7 +775,12 @@ export const agentMachine = agentSetup.createMachine({
 
     reporting: {
       description: 'What the job left, its runner logs to S3, the log flush, then the final telemetry message.',
-      entry: [{ type: 'enterState', params: { state: 'reporting' } }, stopChild('prefetch'), 'startWatchdogs'],
+      entry: [
+        { type: 'enterState', params: { state: 'reporting' } },
+        stopChild('prefetch'),
+        'startWatchdogs',
+        'noteCacheUpload',
+      ],
       exit: 'leaveState',
       on: {
         SIGTERM: { description: 'Already reporting.' },
@@ -843,7 +867,8 @@ export const agentMachine = agentSetup.createMachine({
       initial: 'cleaningUp',
       states: {
         cleaningUp: {
-          description: "Remove the runner's secrets and work dir; failure never blocks termination.",
+          description: "Remove the runner's secrets and work dir; failure never blocks termination. The cache upload ends here at the latest.",
+          entry: 'endCacheUpload',
           invoke: { src: 'cleanup', input: ({ context }) => ({ settings: context.settings }), onDone: 'flushingLogs', onError: 'flushingLogs' },
           after: { cleanupDeadline: 'flushingLogs' },
         },

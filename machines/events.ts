@@ -75,6 +75,12 @@ export interface LogsFlushedEvent {
   dropped: number;
 }
 
+/** The S3 cache upload child ended (it never fails the lifecycle). */
+export interface CacheUploadFinishedEvent {
+  type: 'CACHE_UPLOAD_FINISHED';
+  outcome: 'uploaded' | 'failed';
+}
+
 /** What the chart tells the log shipper's actor (actors/log-shipper.ts). */
 export type LogShipperCommand =
   | { type: 'SHIP_LOGS'; settings: Settings; identity?: Identity; jobSpec?: JobSpec }
@@ -95,7 +101,8 @@ export type AgentEvent =
   | JobStartedEvent
   | JobCompletedEvent
   | RunnerExitedEvent
-  | LogsFlushedEvent;
+  | LogsFlushedEvent
+  | CacheUploadFinishedEvent;
 
 /** Events that stop a job or a boot, and the reason each one records. */
 export const STOP_EVENTS = {

@@ -79,6 +79,8 @@ export interface AgentContext {
   jobPrep?: JobPrep;
   jobFacts?: JobFacts;
   logUpload?: LogUploadOutcome;
+  /** The S3 cache upload child (RUNS_FLEET_CACHE_UPLOAD=true after a GitHub download). */
+  cacheUpload?: 'running' | 'uploaded' | 'failed' | 'abandoned';
 }
 
 /** What the lifecycle ended with; the command line turns it into an exit code. */

@@ -37,6 +37,17 @@ export interface InstalledRunner {
   dir: string;
   version: string;
   source: 'installed' | 's3' | 'github';
+  /** A GitHub download kept for the S3 cache (RUNS_FLEET_CACHE_UPLOAD=true): the chart's cacheUpload child uploads it. */
+  cacheArchive?: CacheArchive;
+}
+
+/** The verified tarball of a GitHub download, kept beside (never inside) the runner dir. */
+export interface CacheArchive {
+  file: string;
+  version: string;
+  arch: 'x64' | 'arm64';
+  sha256: string;
+  bytes: number;
 }
 
 export type FinalStatus = 'success' | 'failure' | 'timeout' | 'interrupted' | 'bootstrap_failed';

@@ -17,7 +17,7 @@ import pino, { type Logger } from 'pino';
 import { ChecksumMismatchError, DownloadError } from '../services/errors.js';
 import type { Fetch } from '../services/install/github-releases.js';
 import { acquireRunner, installedRunnerVersion, type AcquireRunnerOptions } from '../services/install/runner-download.js';
-import { RunnerCache, runnerCacheKey } from '../services/install/s3-cache.js';
+import { RunnerCache, runnerCacheKey, uploadToCache } from '../services/install/s3-cache.js';
 import { parseSettings, type Settings } from '../services/settings.js';
 import { startFakeGitHub, type FakeGitHub } from './support/fake-github.js';
 import { buildFakeRunnerTarball, sha256 } from './support/fake-runner.js';
@@ -115,6 +115,8 @@ async function bakeIntoAmi(tarball: Buffer) {
 }
 
 const downloads = (gh: FakeGitHub) => gh.requests.filter((r) => !r.path.startsWith('/api/'));
+/** The logger the acquisitions use (its lines are in `lines`), for the cache upload too. */
+const log = { info: (o: object, m?: string) => logger.info(o, m), warn: (o: object, m?: string) => logger.warn(o, m) };
 const logged = (msg: string | RegExp) => lines.filter((l) => (typeof msg === 'string' ? l.msg === msg : msg.test(l.msg)));
 
 describe('source 1: already installed', () => {
@@ -124,15 +126,14 @@ describe('source 1: already installed', () => {
     let s3Calls = 0;
     const countingS3 = { send: async () => void s3Calls++ } as unknown as S3Client;
 
-    const { runner, cacheUpload } = await acquire({
+    const { runner } = await acquire({
       settings: settings({ RUNS_FLEET_CONFIG_BUCKET: BUCKET }),
       cache: new RunnerCache(countingS3, BUCKET),
     });
 
-    expect(runner).toEqual({ dir: runnerDir, version: VERSION, source: 'installed' });
+    expect(runner).toEqual({ dir: runnerDir, version: VERSION, source: 'installed' }); // nothing kept for the cache
     expect(gh.requests).toEqual([]);
     expect(s3Calls).toBe(0);
-    expect(cacheUpload).toBeUndefined();
     expect(logged(`runner ${VERSION} ready from installed`)).toHaveLength(1);
   });
 
@@ -253,11 +254,14 @@ describe('source 2: the S3 cache', () => {
     await createBucket();
 
     const off = await acquire({ settings: settings({ RUNS_FLEET_CONFIG_BUCKET: BUCKET }), cache: new RunnerCache(s3, BUCKET) });
-    expect(off.cacheUpload).toBeUndefined();
+    expect(off.runner.cacheArchive).toBeUndefined();
     await rm(runnerDir, { recursive: true, force: true });
 
     const first = await acquire({ settings: settings({ RUNS_FLEET_CONFIG_BUCKET: BUCKET, RUNS_FLEET_CACHE_UPLOAD: 'true' }), cache: new RunnerCache(s3, BUCKET) });
-    await first.cacheUpload;
+    const archive = first.runner.cacheArchive!;
+    expect(archive).toMatchObject({ version: VERSION, arch: 'x64', sha256: sha256(x64), bytes: x64.length });
+    expect(dirname(archive.file)).toBe(dirname(runnerDir)); // beside the runner dir, never inside the tree that is chowned
+    expect(await uploadToCache(new RunnerCache(s3, BUCKET), archive, log)).toBe('uploaded');
     expect(first.runner.source).toBe('github');
     expect(logged(/^S3 cache miss/)).toHaveLength(2);
     const head = await s3.send(new HeadObjectCommand({ Bucket: BUCKET, Key: runnerCacheKey(VERSION, 'x64') }));
@@ -275,38 +279,35 @@ describe('source 2: the S3 cache', () => {
     expect(gh.requests.filter((r) => r.path.includes('/download/')).length).toBe(before);
   });
 
-  it('the upload is not on the critical path: the result is back before the upload finishes', async () => {
+  it('the upload is not on the critical path, and its lifetime is its caller\'s: aborted, it stops and removes the file', async () => {
     await fakeGitHub();
     await createBucket();
-    let releaseUpload!: () => void;
-    const gate = new Promise<void>((resolve) => (releaseUpload = resolve));
     const slowS3 = {
-      send: async (command: unknown) => {
-        if (command instanceof PutObjectCommand) await gate;
+      send: async (command: unknown, options?: { abortSignal?: AbortSignal }) => {
+        if (command instanceof PutObjectCommand) {
+          await new Promise((_, reject) => options?.abortSignal?.addEventListener('abort', () => reject(Object.assign(new Error('aborted'), { name: 'AbortError' }))));
+        }
         return s3.send(command as GetObjectCommand);
       },
     } as unknown as S3Client;
-
     const result = await acquire({ settings: settings({ RUNS_FLEET_CONFIG_BUCKET: BUCKET, RUNS_FLEET_CACHE_UPLOAD: 'true' }), cache: new RunnerCache(slowS3, BUCKET) });
-    let uploaded = false;
-    void result.cacheUpload!.then(() => (uploaded = true));
+    expect(result.runner.source).toBe('github'); // back before any upload started
+    const controller = new AbortController();
+    const upload = uploadToCache(new RunnerCache(slowS3, BUCKET), result.runner.cacheArchive!, log, controller.signal);
     await new Promise((resolve) => setTimeout(resolve, 50));
-
-    expect(result.runner.source).toBe('github');
-    expect(uploaded).toBe(false);
-    releaseUpload();
-    await result.cacheUpload;
-    expect(uploaded).toBe(true);
+    controller.abort();
+    expect(await upload).toBe('failed');
+    expect((await readdir(dirname(runnerDir))).filter((n) => n.startsWith('.cache-upload-'))).toEqual([]);
   });
 
   it('S3 unavailable (no such bucket) is logged and GitHub is used', async () => {
     await fakeGitHub();
 
-    const { runner, cacheUpload } = await acquire({
+    const { runner } = await acquire({
       settings: settings({ RUNS_FLEET_CONFIG_BUCKET: BUCKET, RUNS_FLEET_CACHE_UPLOAD: 'true' }),
       cache: new RunnerCache(s3, BUCKET),
     });
-    await cacheUpload; // fails too (no bucket): logged, never rejects
+    expect(await uploadToCache(new RunnerCache(s3, BUCKET), runner.cacheArchive!, log)).toBe('failed'); // no bucket: logged, never rejects
 
     expect(runner.source).toBe('github');
     const warning = logged('S3 cache unavailable or refused: falling back to GitHub')[0]!;
@@ -319,10 +320,10 @@ describe('source 3: GitHub Releases', () => {
   it('downloads the pinned release (following the redirect), verifies and extracts it', async () => {
     const gh = await fakeGitHub();
 
-    const { runner, cacheUpload, timings } = await acquire();
+    const { runner, timings } = await acquire();
 
     expect(runner).toEqual({ dir: runnerDir, version: VERSION, source: 'github' });
-    expect(cacheUpload).toBeUndefined();
+    expect(runner.cacheArchive).toBeUndefined();
     expect(gh.requests.map((r) => r.path)).toEqual([
       `/api/repos/actions/runner/releases/tags/v${VERSION}`,
       `/actions/runner/releases/download/v${VERSION}/actions-runner-linux-x64-${VERSION}.tar.gz`,

@@ -84,6 +84,9 @@ function eventsFor(snapshot: Snapshot): EventObject[] {
         case 'RUNNER_EXITED':
           events.push({ type, exitCode: 0, signal: null } as EventObject);
           break;
+        case 'CACHE_UPLOAD_FINISHED':
+          events.push({ type, outcome: 'uploaded' } as EventObject);
+          break;
         case 'LOGS_FLUSHED':
           events.push({ type, shipped: 10, dropped: 0 } as EventObject);
           break;
@@ -177,6 +180,7 @@ const WATCHER_OF: Record<string, string> = {
   RUNNER_PREFETCHED: 'prefetchRunner',
   PREFETCH_FAILED: 'prefetchRunner',
   LOGS_FLUSHED: 'logShipper',
+  CACHE_UPLOAD_FINISHED: 'uploadRunnerCache',
 };
 const RUNNER_EVENTS = new Set(['RUNNER_SPAWNED', 'RUNNER_LISTENING', 'JOB_STARTED', 'JOB_COMPLETED', 'RUNNER_EXITED']);
 

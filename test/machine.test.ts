@@ -260,6 +260,28 @@ describe('agent machine scenarios', () => {
     expect(t.fake.callsOf('downloadRunner')).toHaveLength(2);
   });
 
+  it('the S3 cache upload is a child with a bounded lifetime: started with registering, abandoned at cleanup if not done', async () => {
+    const archive = { file: '/opt/.cache-upload-x.tar.gz', version: '2.330.0', arch: 'x64' as const, sha256: 'a'.repeat(64), bytes: 1 };
+    const withArchive = (f: FakeActors) => (f.auto.downloadRunner = { resolve: { dir: '/opt/actions-runner', version: '2.330.0', source: 'github', cacheArchive: archive } });
+    const slow = start({ RUNS_FLEET_PREFETCH_RUNNER: 'false' }, withArchive);
+    await runJob(slow, 'Succeeded');
+    expect(slow.fake.journal.indexOf('start:uploadRunnerCache')).toBeLessThan(slow.fake.journal.indexOf('call:registerRunner'));
+    expect(slow.fake.journal.indexOf('stop:uploadRunnerCache')).toBeGreaterThan(slow.fake.journal.lastIndexOf('call:sendTelemetry'));
+    expect(slow.fake.journal.indexOf('stop:uploadRunnerCache')).toBeLessThan(slow.fake.journal.indexOf('call:cleanup'));
+    expect((slow.actor.getSnapshot().context as AgentContext).cacheUpload).toBe('abandoned');
+    expect(slow.done()).toBe(true);
+
+    const quick = start({ RUNS_FLEET_PREFETCH_RUNNER: 'false' }, withArchive);
+    await settle();
+    quick.fake.watchers.uploadRunnerCache!.sendBack!({ type: 'CACHE_UPLOAD_FINISHED', outcome: 'uploaded' });
+    await runJob(quick, 'Succeeded');
+    expect((quick.actor.getSnapshot().context as AgentContext).cacheUpload).toBe('uploaded');
+
+    const none = start();
+    await runJob(none, 'Succeeded');
+    expect(none.fake.journal).not.toContain('start:uploadRunnerCache');
+  });
+
   it('registering and booting have deadlines: a stuck config.sh or IMDS is a bootstrap failure, reported', async () => {
     const stuck = start({}, (f) => (f.auto.registerRunner = 'hang'));
     await settle();

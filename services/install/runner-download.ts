@@ -22,8 +22,7 @@
  * line at the end with the source and the time spent per source. A download that
  * receives nothing for `stallTimeoutMs` is aborted as a retriable failure.
  */
-import { rm } from 'node:fs/promises';
-import type { InstalledRunner } from '../domain.js';
+import type { CacheArchive, InstalledRunner } from '../domain.js';
 import { ensureFreeSpaceForDownload } from '../disk.js';
 import { AgentError, ChecksumMismatchError, DownloadError } from '../errors.js';
 import {
@@ -45,7 +44,6 @@ export { runnerArch } from './github-releases.js';
 
 export const PROGRESS_INTERVAL_MS = 5_000;
 export const STALL_TIMEOUT_MS = 60_000;
-export const CACHE_UPLOAD_TIMEOUT_MS = 10 * 60_000;
 
 export type DownloadSettings = Pick<Settings, 'runnerDir' | 'runnerVersion' | 'githubApiUrl' | 'configBucket' | 'downloadMinFreeMb'> &
   Partial<Pick<Settings, 'runnerSha256' | 'cacheUpload'>>;
@@ -67,7 +65,6 @@ export interface AcquireRunnerOptions {
   attempt?: number;
   progressIntervalMs?: number;
   stallTimeoutMs?: number;
-  cacheUploadTimeoutMs?: number;
 }
 
 export type SourceTimings = Partial<Record<'installed_check' | 'github_api' | 's3' | 'github_download' | 'total', number>>;
@@ -76,8 +73,6 @@ export interface AcquiredRunner {
   runner: InstalledRunner;
   /** Seconds spent per source (and in total). */
   timings: SourceTimings;
-  /** The background S3 cache upload after a GitHub download; never rejects. */
-  cacheUpload?: Promise<void>;
 }
 
 export async function acquireRunner(options: AcquireRunnerOptions): Promise<AcquiredRunner> {
@@ -91,10 +86,11 @@ export async function acquireRunner(options: AcquireRunnerOptions): Promise<Acqu
   const arch = options.arch ?? runnerArch();
   const dir = settings.runnerDir;
   const pinned = settings.runnerVersion.replace(/^v/, '') === 'latest' ? undefined : settings.runnerVersion.replace(/^v/, '');
-  const done = (runner: InstalledRunner, extra: Record<string, unknown> = {}, cacheUpload?: Promise<void>): AcquiredRunner => {
+  const done = (runner: InstalledRunner, extra: Record<string, unknown> = {}): AcquiredRunner => {
     clock('total', started);
-    log.info({ source: runner.source, version: runner.version, dir, secondsBySource: timings, ...extra }, `runner ${runner.version} ready from ${runner.source}`);
-    return { runner, timings, cacheUpload };
+    const { cacheArchive: _, ...shown } = runner;
+    log.info({ source: shown.source, version: shown.version, dir, secondsBySource: timings, ...extra }, `runner ${runner.version} ready from ${runner.source}`);
+    return { runner, timings };
   };
 
   log.info({ attempt: options.attempt, wanted: pinned ?? 'latest', arch, dir }, 'acquiring the actions runner');
@@ -180,11 +176,10 @@ export async function acquireRunner(options: AcquireRunnerOptions): Promise<Acqu
     });
   }).finally(() => clock('github_download', t));
 
-  const cacheUpload = options.cache && settings.cacheUpload ? uploadToCache(options, options.cache, fromGitHub, { version, arch }, log) : undefined;
+  const cacheArchive = options.cache && settings.cacheUpload ? keptForCache(fromGitHub, { version, arch }, log) : undefined;
   return done(
-    { dir, version, source: 'github' },
+    { dir, version, source: 'github', ...(cacheArchive ? { cacheArchive } : {}) },
     { ...summary(fromGitHub, timings.github_download), checksumSource: release.checksumSource },
-    cacheUpload,
   );
 }
 
@@ -219,32 +214,13 @@ async function installFromCache(
   });
 }
 
-/** Upload the kept archive in the background; logs the outcome, removes the file, never rejects. */
-function uploadToCache(
-  options: AcquireRunnerOptions,
-  cache: RunnerCache,
-  installed: InstalledArchive,
-  entry: { version: string; arch: RunnerArch },
-  log: Logger,
-): Promise<void> | undefined {
+/** The kept archive, for the chart's cacheUpload child (services/install/s3-cache.ts uploadToCache). */
+function keptForCache(installed: InstalledArchive, entry: { version: string; arch: RunnerArch }, log: Logger): CacheArchive | undefined {
   if (!installed.keptArchive) {
     log.warn({ err: describe(installed.keepError) }, 'the downloaded archive could not be kept: no S3 cache upload');
     return undefined;
   }
-  const file = installed.keptArchive;
-  const started = performance.now();
-  const timeout = AbortSignal.timeout(options.cacheUploadTimeoutMs ?? CACHE_UPLOAD_TIMEOUT_MS);
-  return cache
-    .store(file, { ...entry, sha256: installed.sha256 }, timeout)
-    .then(
-      (key) =>
-        log.info(
-          { bucket: cache.bucket, key, bytes: installed.bytes, seconds: round((performance.now() - started) / 1000) },
-          'runner tarball uploaded to the S3 cache',
-        ),
-      (error: unknown) => log.warn({ err: describe(error), bucket: cache.bucket }, 'S3 cache upload failed (best effort)'),
-    )
-    .finally(() => rm(file, { force: true }).catch(() => undefined));
+  return { file: installed.keptArchive, ...entry, sha256: installed.sha256, bytes: installed.bytes };
 }
 
 class Progress {

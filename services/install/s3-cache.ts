@@ -17,7 +17,9 @@
  */
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { rm, stat } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import type { CacheArchive } from '../domain.js';
 import type { Readable } from 'node:stream';
 import { ChecksumMismatchError, DownloadError, isRetriableAwsError } from '../errors.js';
 import { runnerAssetName, type RunnerArch } from './github-releases.js';
@@ -144,5 +146,29 @@ export class RunnerCache {
       });
     }
     return key;
+  }
+}
+
+/**
+ * One upload of a kept archive to the cache, removing the file whatever happens. Never rejects:
+ * the outcome is logged and returned. Its lifetime is the caller's `signal` (the chart's
+ * cacheUpload child, stopped at cleanup at the latest).
+ */
+export async function uploadToCache(
+  cache: Pick<RunnerCache, 'store' | 'bucket'>,
+  archive: CacheArchive,
+  log: Pick<Logger, 'info' | 'warn'>,
+  signal?: AbortSignal,
+): Promise<'uploaded' | 'failed'> {
+  const started = performance.now();
+  try {
+    const key = await cache.store(archive.file, archive, signal);
+    log.info({ bucket: cache.bucket, key, bytes: archive.bytes, seconds: Math.round((performance.now() - started) / 10) / 100 }, 'runner tarball uploaded to the S3 cache');
+    return 'uploaded';
+  } catch (error) {
+    log.warn({ err: (error as Error)?.message ?? String(error), bucket: cache.bucket, aborted: Boolean(signal?.aborted) }, 'S3 cache upload failed (best effort)');
+    return 'failed';
+  } finally {
+    await rm(archive.file, { force: true }).catch(() => undefined);
   }
 }

@@ -219,6 +219,7 @@ export class FakeActors {
       inspectJob: this.promise('inspectJob'),
       uploadRunnerLogs: this.promise('uploadRunnerLogs'),
       prefetchRunner: this.prefetch(),
+      uploadRunnerCache: this.watcher('uploadRunnerCache'),
       sendTelemetry: this.promise('sendTelemetry'),
       cleanup: this.promise('cleanup'),
       terminateInstance: this.promise('terminateInstance'),
