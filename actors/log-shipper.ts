@@ -92,7 +92,10 @@ function startShipping(deps: LogShipperDeps, shipper: LogShipper, command: Extra
 async function flush(deps: LogShipperDeps, shipper: LogShipper, command: Extract<LogShipperCommand, { type: 'FLUSH_LOGS' }>, signal: AbortSignal) {
   const deadlineMs = Date.now() + command.timeoutMs;
   if (command.diagDir) await queueDiagnostics(deps, shipper, command.diagDir, deadlineMs, signal);
-  return shipper.flush(Math.max(0, deadlineMs - Date.now()), signal);
+  const counts = await shipper.flush(Math.max(0, deadlineMs - Date.now()), signal);
+  // The retries are bounded in the shipper (MAX_CALL_ATTEMPTS); here they are made visible.
+  deps.logger.info({ shipped: counts.shipped, dropped: counts.dropped, retries: shipper.retries }, 'logs flushed');
+  return counts;
 }
 
 async function queueDiagnostics(deps: LogShipperDeps, shipper: LogShipper, dir: string, deadlineMs: number, signal: AbortSignal): Promise<void> {

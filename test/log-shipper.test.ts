@@ -22,7 +22,7 @@ import {
   MAX_EVENT_MESSAGE_BYTES,
   splitUtf8,
 } from '../services/logs/events.js';
-import { LogShipper, streamName, type LogShipperOptions } from '../services/logs/shipper.js';
+import { LogShipper, streamName, type LogShipperOptions, MAX_CALL_ATTEMPTS } from '../services/logs/shipper.js';
 import { SecretVault } from '../services/secrets.js';
 
 const GROUP = '/runs-fleet/test';
@@ -220,6 +220,35 @@ describe('LogShipper', () => {
     expect(puts()[2]!.logEvents!.map((e) => e.message)).toEqual(Array.from({ length: 10 }, (_, i) => `line ${i}`));
     expect(result).toEqual({ shipped: 10, dropped: 0 });
     expect(warn.mock.calls.map((c) => c[0]).join('\n')).toMatch(/retrying/);
+    expect(s.retries).toBe(2);
+  });
+
+  it('retries are bounded: a batch that keeps failing is dropped and counted after MAX_CALL_ATTEMPTS, and shipping goes on', async () => {
+    const warn = jest.fn<(m: string) => void>();
+    const failing = Array.from({ length: MAX_CALL_ATTEMPTS }, () => Object.assign(new Error('Internal'), { name: 'InternalFailure', $metadata: { httpStatusCode: 500 } }));
+    let put = cw.on(PutLogEventsCommand);
+    for (const error of failing) put = put.rejectsOnce(error);
+    put.resolves({});
+    const s = shipper({ warn, retryBaseMs: 1, retryMaxMs: 2 });
+    await s.start({ client, logGroup: GROUP, stream: STREAM });
+    s.runnerLine('doomed', 1);
+    await s.flush(5_000);
+    s.runnerLine('later', 2);
+    expect(await s.flush(5_000)).toEqual({ shipped: 1, dropped: 1 });
+    expect(cw.commandCalls(PutLogEventsCommand)).toHaveLength(MAX_CALL_ATTEMPTS + 1);
+    expect(s.retries).toBe(MAX_CALL_ATTEMPTS - 1);
+    expect(warn.mock.calls.map((c) => c[0]).join('\n')).toMatch(new RegExp(`failed ${MAX_CALL_ATTEMPTS} times .*1 lines dropped`));
+  });
+
+  it('a stream that cannot be created after MAX_CALL_ATTEMPTS tries disables shipping (lines counted as dropped)', async () => {
+    cw.on(CreateLogStreamCommand).rejects(Object.assign(new Error('Internal'), { name: 'InternalFailure', $metadata: { httpStatusCode: 500 } }));
+    const warn = jest.fn<(m: string) => void>();
+    const s = shipper({ warn, retryBaseMs: 1, retryMaxMs: 2 });
+    s.runnerLine('x', 1);
+    await s.start({ client, logGroup: GROUP, stream: STREAM });
+    expect(await s.flush(5_000)).toEqual({ shipped: 0, dropped: 1 });
+    expect(cw.commandCalls(CreateLogStreamCommand)).toHaveLength(MAX_CALL_ATTEMPTS);
+    expect(warn.mock.calls.map((c) => c[0]).join('\n')).toMatch(/failed 8 times: log shipping is disabled/);
   });
 
   it('retries CreateLogStream on throttling before shipping', async () => {
@@ -245,7 +274,7 @@ describe('LogShipper', () => {
     s.runnerLine('accepted', 2);
     const result = await s.flush(1_000);
     expect(result).toEqual({ shipped: 1, dropped: 1 });
-    expect(warn.mock.calls[0]![0]).toMatch(/refused a batch/);
+    expect(warn.mock.calls[0]![0]).toMatch(/batch of 1 events was refused/);
   });
 
   it('counts events CloudWatch rejects as too old or too new as dropped', async () => {

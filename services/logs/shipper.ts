@@ -18,8 +18,10 @@
  *
  * Delivery. A background pump sends a batch as soon as one is full and everything
  * every `flushIntervalMs`; one PutLogEvents per stream at a time, so order holds
- * across batches. Throttling, 5xx and network errors are retried with capped,
- * jittered backoff for as long as it takes; `flush(timeoutMs)` bounds the end.
+ * across batches. Throttling, 5xx and network errors are retried with capped, jittered
+ * backoff, at most MAX_CALL_ATTEMPTS times a call (then the batch is dropped and counted,
+ * or, for a stream that cannot be created, shipping is disabled); `retries` counts them and
+ * the actor logs it with every flush; `flush(timeoutMs)` bounds the end.
  * Memory stays bounded: above `memoryLimitBytes` new events spill to a file under
  * `spillDir` and are read back from there in order.
  *
@@ -46,6 +48,12 @@ import type { SecretVault } from '../secrets.js';
 import { DIAG_STREAM_SUFFIX, type DiagSink } from './diag.js';
 
 export const DEFAULT_FLUSH_INTERVAL_MS = 5_000;
+/**
+ * Retries are bounded: a batch that failed this many times (throttling, 5xx, no answer) is
+ * dropped and counted, and a stream that could not be created after this many tries disables
+ * shipping; each kind of failure is logged once, with the number of retries in the end counts.
+ */
+export const MAX_CALL_ATTEMPTS = 8;
 export const DEFAULT_MEMORY_LIMIT_BYTES = 4 * 1024 * 1024;
 export const AGENT_STREAM_SUFFIX = '/agent';
 
@@ -124,6 +132,8 @@ export class LogShipper implements LogSink, DiagSink {
   private drainRequested = false;
   private nextLane = 0;
   private droppedOutside = 0;
+  /** CloudWatch calls tried again so far (each bounded by MAX_CALL_ATTEMPTS). */
+  retries = 0;
   private closed = false;
   /** Bumped (and the previous controller aborted) when a flush deadline gives up, or on close. */
   private epoch = 0;
@@ -340,6 +350,10 @@ export class LogShipper implements LogSink, DiagSink {
       if (this.created.has(lane) || (lane === this.diag && lane.isEmpty)) continue;
       const stream = this.streams.get(lane)!;
       for (let attempt = 1; this.epoch === epoch; attempt++) {
+        if (attempt > MAX_CALL_ATTEMPTS) {
+          return this.fail(`creating CloudWatch Logs stream "${stream}" failed ${MAX_CALL_ATTEMPTS} times: log shipping is disabled; lines are counted as dropped`);
+        }
+        if (attempt > 1) this.retries += 1;
         try {
           await this.call(
             (abortSignal) => target.client.send(new CreateLogStreamCommand({ logGroupName: target.logGroup, logStreamName: stream }), { abortSignal }),
@@ -399,12 +413,14 @@ export class LogShipper implements LogSink, DiagSink {
         this.state = 'starting';
         return;
       }
-      if (isRetriableAwsError(error)) {
-        this.warnOnce(`put:${name}`, `PutLogEvents failed (${describeError(error)}); retrying with backoff`);
+      if (isRetriableAwsError(error) && batch.attempt < MAX_CALL_ATTEMPTS) {
+        this.warnOnce(`put:${name}`, `PutLogEvents failed (${describeError(error)}); retrying with backoff (at most ${MAX_CALL_ATTEMPTS} attempts a batch)`);
+        this.retries += 1;
         return this.sleep(this.backoff(batch.attempt), epoch);
       }
       const lines = lane.dropCurrent();
-      this.warnOnce(`put:${name}`, `CloudWatch Logs refused a batch of ${batch.count} events (${describeError(error)}); ${lines} lines dropped`);
+      const why = isRetriableAwsError(error) ? `failed ${batch.attempt} times` : 'was refused';
+      this.warnOnce(`drop:${name}`, `a CloudWatch Logs batch of ${batch.count} events ${why} (${describeError(error)}); ${lines} lines dropped`);
     }
   }
 
