@@ -1,7 +1,6 @@
 import { fromPromise } from 'xstate';
 import type { CleanupInput } from '../machines/actor-contracts.js';
 import { cleanupRunner } from '../services/runner/cleanup.js';
-import { resolveRunnerUser } from '../services/runner/user.js';
 import type { Logger } from '../services/logs/logger.js';
 
 /**
@@ -10,8 +9,7 @@ import type { Logger } from '../services/logs/logger.js';
  */
 export function cleanup(deps: { logger: Logger }) {
   return fromPromise<void, CleanupInput>(async ({ input }) => {
-    const user = await resolveRunnerUser(input.settings).catch(() => undefined);
-    const errors = await cleanupRunner(input.settings.runnerDir, input.settings.stateDir, user);
+    const errors = await cleanupRunner(input.settings.runnerDir, input.settings.stateDir, input.user);
     if (errors.length > 0) deps.logger.warn({ errors }, 'cleanup incomplete');
     else deps.logger.info({ runner_dir: input.settings.runnerDir }, 'cleanup done');
   });

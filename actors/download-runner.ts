@@ -17,7 +17,6 @@ import type { Fetch } from '../services/install/github-releases.js';
 import type { Logger } from '../services/logs/logger.js';
 import type { Owner } from '../services/install/runner-archive.js';
 import { acquireRunner } from '../services/install/runner-download.js';
-import { DEFAULT_RUNNER_USER, getentPasswd } from '../services/runner/user.js';
 import { RunnerCache, uploadToCache } from '../services/install/s3-cache.js';
 import type { Settings } from '../services/settings.js';
 
@@ -25,13 +24,16 @@ export interface DownloadRunnerDeps {
   logger: Logger;
   s3: ClientFactory<S3Client>;
   fetch?: Fetch;
-  /** The installed tree's owner; default: the runner user when the agent is root, else none (no chown). */
+  /**
+   * The installed tree's owner; default none: the tree stays root's until registering, which
+   * resolved the runner user, gives it to them (services/runner/user.ts prepareRunnerDir).
+   */
   owner?: (settings: Settings) => Promise<Owner | undefined>;
 }
 
 async function acquire(deps: DownloadRunnerDeps, input: DownloadInput, signal: AbortSignal): Promise<InstalledRunner> {
   const { settings, attempt } = input;
-  const owner = await (deps.owner ?? runnerUserOwner(deps.logger))(settings);
+  const owner = deps.owner ? await deps.owner(settings) : undefined;
   const cache = settings.configBucket ? new RunnerCache(await deps.s3(settings.region), settings.configBucket) : undefined;
   const { runner } = await acquireRunner({ settings, logger: deps.logger, signal, fetch: deps.fetch, cache, owner, attempt });
   return runner;
@@ -61,17 +63,6 @@ export function prefetchRunner(deps: DownloadRunnerDeps) {
     );
     return () => controller.abort();
   });
-}
-
-/** As root: the runner user's uid/gid (`getent passwd`); unknown user → no chown here (registering reports it). */
-function runnerUserOwner(logger: Logger) {
-  return async (settings: Settings): Promise<Owner | undefined> => {
-    if (process.getuid?.() !== 0) return undefined;
-    const name = settings.runnerUser ?? DEFAULT_RUNNER_USER;
-    const entry = await getentPasswd(name).catch(() => undefined);
-    if (!entry) logger.warn({ user: name }, 'runner user not found: the runner files stay owned by root for now');
-    return entry ? { uid: entry.uid, gid: entry.gid } : undefined;
-  };
 }
 
 /**

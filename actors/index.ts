@@ -20,6 +20,7 @@ import { processWatcher } from './process-watcher.js';
 import { readRunnerConfig } from './read-runner-config.js';
 import { registerRunner } from './register-runner.js';
 import { resolveIdentity } from './resolve-identity.js';
+import { resolveRunnerUser } from './resolve-runner-user.js';
 import { resourceMonitor } from './resource-monitor.js';
 import { runnerProcess } from './runner-process.js';
 import { sendTelemetry } from './send-telemetry.js';
@@ -53,6 +54,7 @@ export function createActors(deps: AgentDeps): typeof actorContracts {
     prefetchRunner: prefetchRunner({ logger, s3: aws.s3 }),
     uploadRunnerCache: uploadRunnerCache({ logger, s3: aws.s3 }),
     prepareJob: prepareJob({ logger }),
+    resolveRunnerUser: resolveRunnerUser({ logger }),
     isolateJob: isolateJob({ logger }),
     inspectJob: inspectJob({ logger }),
     uploadRunnerLogs: uploadRunnerLogs({ logger, s3: aws.s3 }),

@@ -11,7 +11,7 @@ import { RegistrationError } from '../services/errors.js';
 import { execa } from 'execa';
 import { blockForUid, imdsTargets, probeBlocked, type FirewallDeps } from '../services/runner/imds-firewall.js';
 import type { Logger } from '../services/logs/logger.js';
-import { resolveRunnerUser, type RunnerUserDeps } from '../services/runner/user.js';
+import type { RunnerUserDeps } from '../services/runner/user.js';
 
 /** Groups whose members are root in all but name. */
 const ROOT_EQUIVALENT_GROUPS = ['docker', 'sudo', 'wheel', 'admin', 'lxd', 'libvirt'];
@@ -30,12 +30,11 @@ export interface IsolateJobDeps {
 
 export function isolateJob(deps: IsolateJobDeps) {
   return fromPromise<{ imds: 'blocked' | 'allowed' | 'same-user'; mechanism?: string }, IsolateJobInput>(async ({ input }) => {
-    const { settings } = input;
+    const { settings, user } = input;
     if (settings.jobImds === 'allow') {
       deps.logger.warn('RUNS_FLEET_JOB_IMDS=allow: the job can reach the instance metadata service and use the instance role');
       return { imds: 'allowed' };
     }
-    const user = await resolveRunnerUser(settings, deps.user);
     if (!user.switchUser) {
       deps.logger.info({ user: user.name }, 'the job runs as the agent itself: no separate uid to keep off IMDS');
       return { imds: 'same-user' };

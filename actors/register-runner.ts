@@ -4,7 +4,7 @@
  */
 import type { Logger } from 'pino';
 import { fromPromise } from 'xstate';
-import type { RegisterInput } from '../machines/actor-contracts.js';
+import type { RegisterInput, RegistrationResult } from '../machines/actor-contracts.js';
 import { registerRunnerService, type RegistrationDeps } from '../services/runner/registration.js';
 import type { SecretVault } from '../services/secrets.js';
 
@@ -14,7 +14,5 @@ export interface RegisterRunnerDeps extends Partial<Omit<RegistrationDeps, 'logg
 }
 
 export function registerRunner(deps: RegisterRunnerDeps) {
-  return fromPromise<void, RegisterInput>(async ({ input, signal }) => {
-    await registerRunnerService(input, deps, signal);
-  });
+  return fromPromise<RegistrationResult, RegisterInput>(({ input, signal }) => registerRunnerService(input, deps, signal));
 }

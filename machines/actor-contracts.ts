@@ -13,9 +13,12 @@ import type { CacheArchive } from '../services/domain.js';
 export interface IdentityInput { settings: Settings }
 export interface RunnerConfigInput { settings: Settings; identity: Identity }
 export interface DownloadInput { settings: Settings; attempt: number }
-export type { RegisterInput } from '../services/runner/registration.js';
-import type { RegisterInput } from '../services/runner/registration.js';
-export interface RunnerProcessInput { settings: Settings; jobSpec: JobSpec; runner: InstalledRunner }
+export type { RegisterInput, RegistrationResult } from '../services/runner/registration.js';
+import type { RegisterInput, RegistrationResult } from '../services/runner/registration.js';
+import type { RunnerUser } from '../services/runner/user.js';
+import type { JobHookPaths } from '../services/runner/job-hooks.js';
+export interface RunnerProcessInput { settings: Settings; jobSpec: JobSpec; runner: InstalledRunner; user: RunnerUser; hooks?: JobHookPaths }
+export interface RunnerUserInput { settings: Settings }
 export interface TelemetryInput {
   queueUrl?: string;
   message: TelemetryMessage;
@@ -27,12 +30,12 @@ export interface TelemetryInput {
 }
 export type { TelemetryResult } from '../services/aws/telemetry.js';
 import type { TelemetryResult } from '../services/aws/telemetry.js';
-export interface CleanupInput { settings: Settings }
+export interface CleanupInput { settings: Settings; /** Unknown when registering never resolved it: then no job ran, and nothing is the job's. */ user?: RunnerUser }
 export interface LogShipperInput { settings: Settings }
 export interface CacheUploadInput { settings: Settings; archive: CacheArchive }
 export interface TerminateInput { instanceId: string; region: string }
 export interface WatchdogInput { settings: Settings; identity?: Identity; jobSpec?: JobSpec }
-export interface IsolateJobInput { settings: Settings }
+export interface IsolateJobInput { settings: Settings; user: RunnerUser }
 export interface PrepareJobInput { settings: Settings; jobSpec: JobSpec; runner: InstalledRunner }
 export interface InspectJobInput { settings: Settings; jobPrep?: JobPrep; ranJob: boolean }
 export interface RunnerLogsInput { settings: Settings; jobSpec?: JobSpec; instanceId?: string; region?: string; budgetMs: number }
@@ -61,7 +64,9 @@ export const actorContracts = {
   /** A GitHub download kept for the S3 cache, uploaded by a child of the lifecycle (CACHE_UPLOAD_FINISHED). */
   uploadRunnerCache: notProvidedCallback<CacheUploadInput>('uploadRunnerCache'),
   /** Token mode: `config.sh --unattended --ephemeral ...`. JIT mode: nothing to run. */
-  registerRunner: notProvided<void, RegisterInput>('registerRunner'),
+  registerRunner: notProvided<RegistrationResult, RegisterInput>('registerRunner'),
+  /** Who the job runs as: resolved once, first thing in registering. */
+  resolveRunnerUser: notProvided<RunnerUser, RunnerUserInput>('resolveRunnerUser'),
   /** Before anything runs as the runner user: its uid cannot reach IMDS (and so the instance role). */
   isolateJob: notProvided<{ imds: 'blocked' | 'allowed' | 'same-user'; mechanism?: string }, IsolateJobInput>('isolateJob'),
   /** Before run.sh: the buildx cache shim's variables into the runner's `.env`, a tool-cache snapshot. */

@@ -615,13 +615,28 @@ export const agentMachine = agentSetup.createMachine({
       description: "Prepare the runner's identity: JIT needs nothing; a registration token runs config.sh. Then prepare the job.",
       entry: [{ type: 'enterState', params: { state: 'registering' } }, 'startCacheUpload'],
       exit: 'leaveState',
-      initial: 'isolatingJob',
+      initial: 'resolvingUser',
       states: {
+        resolvingUser: {
+          description: 'Who the job runs as: resolved once, carried in context to every step after.',
+          invoke: {
+            src: 'resolveRunnerUser',
+            input: ({ context }) => ({ settings: context.settings }),
+            onDone: { target: 'isolatingJob', actions: assign({ runnerUser: ({ event }) => event.output }) },
+            onError: { target: '#agent.reporting', actions: { type: 'recordFailure', params: { phase: 'registration' } } },
+          },
+          after: {
+            isolateDeadline: {
+              target: '#agent.reporting',
+              actions: { type: 'recordDeadline', params: { phase: 'registration', what: 'resolving the runner user', ms: ISOLATE_DEADLINE_MS } },
+            },
+          },
+        },
         isolatingJob: {
           description: "Before anything runs as the runner user: its uid cannot reach IMDS, so the job has no instance credentials.",
           invoke: {
             src: 'isolateJob',
-            input: ({ context }) => ({ settings: context.settings }),
+            input: ({ context }) => ({ settings: context.settings, user: context.runnerUser! }),
             onDone: { target: 'registeringRunner' },
             onError: {
               target: '#agent.reporting',
@@ -639,8 +654,8 @@ export const agentMachine = agentSetup.createMachine({
         registeringRunner: {
           invoke: {
             src: 'registerRunner',
-            input: ({ context }) => ({ settings: context.settings, jobSpec: context.jobSpec!, runner: context.runner! }),
-            onDone: { target: 'preparingJob' },
+            input: ({ context }) => ({ settings: context.settings, jobSpec: context.jobSpec!, runner: context.runner!, user: context.runnerUser! }),
+            onDone: { target: 'preparingJob', actions: assign({ jobHooks: ({ event }) => event.output?.hooks }) },
             onError: { target: '#agent.reporting', actions: { type: 'recordFailure', params: { phase: 'registration' } } },
           },
           after: {
@@ -669,7 +684,7 @@ export const agentMachine = agentSetup.createMachine({
       invoke: {
         src: 'runnerProcess',
         id: 'runner',
-        input: ({ context }) => ({ settings: context.settings, jobSpec: context.jobSpec!, runner: context.runner! }),
+        input: ({ context }) => ({ settings: context.settings, jobSpec: context.jobSpec!, runner: context.runner!, user: context.runnerUser!, hooks: context.jobHooks }),
       },
       initial: 'running',
       states: {
@@ -869,7 +884,7 @@ export const agentMachine = agentSetup.createMachine({
         cleaningUp: {
           description: "Remove the runner's secrets and work dir; failure never blocks termination. The cache upload ends here at the latest.",
           entry: 'endCacheUpload',
-          invoke: { src: 'cleanup', input: ({ context }) => ({ settings: context.settings }), onDone: 'flushingLogs', onError: 'flushingLogs' },
+          invoke: { src: 'cleanup', input: ({ context }) => ({ settings: context.settings, user: context.runnerUser }), onDone: 'flushingLogs', onError: 'flushingLogs' },
           after: { cleanupDeadline: 'flushingLogs' },
         },
         flushingLogs: {

@@ -5,6 +5,8 @@
  */
 import type { Env, Settings } from '../services/settings.js';
 import type { StopReason } from './events.js';
+import type { RunnerUser } from '../services/runner/user.js';
+import type { JobHookPaths } from '../services/runner/job-hooks.js';
 import type { DownloadFailure, FinalStatus, Identity, InstalledRunner, InterruptedBy, JobFacts, JobPrep, JobSpec, LogUploadOutcome } from '../services/domain.js';
 
 export type { DownloadFailure, FinalStatus, Identity, InstalledRunner, InterruptedBy, JobFacts, JobPrep, JobSpec, LogUploadOutcome, TelemetryStatus } from '../services/domain.js';
@@ -79,6 +81,10 @@ export interface AgentContext {
   jobPrep?: JobPrep;
   jobFacts?: JobFacts;
   logUpload?: LogUploadOutcome;
+  /** Who the job runs as, resolved once in registering. */
+  runnerUser?: RunnerUser;
+  /** The job hooks registering installed, when the runner user can run them. */
+  jobHooks?: JobHookPaths;
   /** The S3 cache upload child (RUNS_FLEET_CACHE_UPLOAD=true after a GitHub download). */
   cacheUpload?: 'running' | 'uploaded' | 'failed' | 'abandoned';
 }

@@ -15,6 +15,7 @@ import { DownloadError } from '../services/errors.js';
 import { installArchive, type Extractor } from '../services/install/runner-archive.js';
 import { paxKeywords, tarGuardStream, UnsafeArchiveError } from '../services/install/tar-guard.js';
 import { verifyExtractedTree } from '../services/install/tree-check.js';
+import { chownRecursive } from '../services/runner/user.js';
 import { benignLinksTarball, hostileTarballs, rawTar, rawTarGz } from './support/hostile-tarballs.js';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -170,6 +171,24 @@ describe('the guard’s caps and the tree check', () => {
     const byBytes = await pipeline(Readable.from(splitBlocks(big)), tarGuardStream(undefined, { entries: 10, bytes: 16 * 1024 }), sink()).then(() => undefined, (e: Error) => e);
     expect(byBytes).toBeInstanceOf(UnsafeArchiveError);
     expect(byBytes!.message).toContain('past 16384 bytes uncompressed');
+  });
+
+  it('chownRecursive (chownr + a guarded root) changes every name, never a link\'s target, and refuses a root that is a link', async () => {
+    if (process.getuid?.() !== 0) throw new Error('this test needs root to chown');
+    const tree = join(root, 'owned');
+    await mkdir(join(tree, 'bin'), { recursive: true });
+    await writeFile(join(tree, 'bin', 'run.sh'), 'ok');
+    await writeFile(join(outside, 'target'), 'not ours');
+    await symlink(join(outside, 'target'), join(tree, 'bin', 'link-out'));
+    await symlink(outside, join(tree, 'dir-link-out'));
+    await chownRecursive(tree, 12345, 12345);
+    for (const path of [tree, join(tree, 'bin'), join(tree, 'bin', 'run.sh'), join(tree, 'bin', 'link-out'), join(tree, 'dir-link-out')]) {
+      expect({ path, uid: (await lstat(path)).uid }).toEqual({ path, uid: 12345 });
+    }
+    expect((await stat(join(outside, 'target'))).uid).toBe(0);
+    expect((await stat(outside)).uid).toBe(0);
+    await symlink(tree, join(root, 'root-link'));
+    await expect(chownRecursive(join(root, 'root-link'), 1, 1)).rejects.toThrow(/is a symbolic link: not following it/);
   });
 
   it('reads pax records and tells them from a GNU long name', () => {

@@ -22,6 +22,8 @@ import { parseSettings, type Settings } from '../services/settings.js';
 import { buildFakeRunnerTarball, extractFakeRunner, readConfigArgs, readRunnerEnv, writeRunnerOverride, type FakeRunnerOptions } from './support/fake-runner.js';
 import { runnerUserTests } from './support/runner-user-tests.js';
 import { TEST_USER } from './support/test-user.js';
+import { resolveRunnerUser, type RunnerUser } from '../services/runner/user.js';
+import { jobHookPaths } from '../services/runner/job-hooks.js';
 
 const VERSION = '2.330.0';
 const TOKEN = 'AABBCCDDEEFFREGISTRATIONTOKEN';
@@ -39,6 +41,7 @@ interface Harness {
   jobSpec: JobSpec;
   runner: InstalledRunner;
   vault: SecretVault;
+  user: RunnerUser;
 }
 
 function spec(overrides: Partial<JobSpec> = {}): JobSpec {
@@ -107,11 +110,11 @@ describe('registration with the fake actions/runner', () => {
     });
     const vault = new SecretVault();
     vault.set('jit_token', TOKEN);
-    return { dir, stateDir, settings, jobSpec: spec(opts.jobSpec), runner: { dir, version: VERSION, source: 'installed' }, vault };
+    return { dir, stateDir, settings, jobSpec: spec(opts.jobSpec), runner: { dir, version: VERSION, source: 'installed' }, vault, user: await resolveRunnerUser(settings) };
   }
 
   const register = (h: Harness, signal?: AbortSignal) =>
-    registerRunnerService({ settings: h.settings, jobSpec: h.jobSpec, runner: h.runner }, { logger, vault: h.vault, env: AGENT_ENV }, signal);
+    registerRunnerService({ settings: h.settings, jobSpec: h.jobSpec, runner: h.runner, user: h.user }, { logger, vault: h.vault, env: AGENT_ENV }, signal);
 
   async function filesNotOwnedBy(dir: string, uid: number): Promise<string[]> {
     const wrong: string[] = [];
@@ -144,7 +147,7 @@ describe('registration with the fake actions/runner', () => {
     // ...and run.sh starts from the .runner config.sh wrote (no JIT config).
     const events: AgentEvent[] = [];
     const handle = startRunnerProcess({
-      settings: h.settings, jobSpec: h.jobSpec, runner: h.runner, logger, vault: h.vault, env: AGENT_ENV,
+      settings: h.settings, jobSpec: h.jobSpec, runner: h.runner, user: h.user, hooks: jobHookPaths(h.stateDir), logger, vault: h.vault, env: AGENT_ENV,
       onLine: () => {}, send: (e) => events.push(e),
     });
     await handle.done;
@@ -187,9 +190,9 @@ describe('registration with the fake actions/runner', () => {
     expect((error as RegistrationError).retriable).toBe(false);
   });
 
-  it('a missing runner user is a clear error naming the user and RUNS_FLEET_RUNNER_USER', async () => {
-    const h = await prepare({ runnerUser: 'rfa-no-such-user' });
-    await expect(register(h)).rejects.toThrow(
+  it('a missing runner user is a clear error naming the user and RUNS_FLEET_RUNNER_USER (registering\'s first step)', async () => {
+    const { settings } = parseSettings({ RUNS_FLEET_RUNNER_USER: 'rfa-no-such-user' });
+    await expect(resolveRunnerUser(settings)).rejects.toThrow(
       expect.objectContaining({
         name: 'RegistrationError',
         message: expect.stringMatching(/runner user "rfa-no-such-user" does not exist.*RUNS_FLEET_RUNNER_USER/),
@@ -229,7 +232,7 @@ describe('registration with the fake actions/runner', () => {
     );
     const failures: unknown[] = [];
     const actor = createActor(registerRunner({ logger, vault: h.vault, env: AGENT_ENV }), {
-      input: { settings: h.settings, jobSpec: h.jobSpec, runner: h.runner },
+      input: { settings: h.settings, jobSpec: h.jobSpec, runner: h.runner, user: h.user },
     });
     actor.subscribe({ error: (e) => failures.push(e) });
     actor.start();

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import pino from 'pino';
 import { createActor, setup, type AnyEventObject } from 'xstate';
 import { registerRunner } from '../actors/register-runner.js';
@@ -21,6 +21,9 @@ import { parseSettings, type Settings } from '../services/settings.js';
 import { buildFakeRunnerTarball, extractFakeRunner, readRunnerEnv, writeRunnerOverride, type FakeRunnerOptions } from './support/fake-runner.js';
 import { runnerUserTests } from './support/runner-user-tests.js';
 import { TEST_USER } from './support/test-user.js';
+import { registerRunnerService } from '../services/runner/registration.js';
+import { resolveRunnerUser, type RunnerUser } from '../services/runner/user.js';
+import type { JobHookPaths } from '../services/runner/job-hooks.js';
 
 const VERSION = '2.330.0';
 const JIT_CONFIG = 'eyJmYWtlIjoiaml0LWNvbmZpZy1zZWNyZXQifQ==';
@@ -68,6 +71,9 @@ interface Harness {
   jobSpec: JobSpec;
   runner: InstalledRunner;
   vault: SecretVault;
+  /** As registering resolves it, and the hooks it installed. */
+  user: RunnerUser;
+  hooks?: JobHookPaths;
 }
 
 describe('runner process (fake actions/runner)', () => {
@@ -103,16 +109,19 @@ describe('runner process (fake actions/runner)', () => {
     const vault = new SecretVault();
     vault.set('jit_config', JIT_CONFIG);
     vault.set('cache_token', CACHE_TOKEN);
+    const user = await resolveRunnerUser(settings);
+    let hooks: JobHookPaths | undefined;
     if (opts.register !== false) {
       const { logger } = captureLogger();
-      const actor = createActor(registerRunner({ logger, vault, env: AGENT_ENV }), { input: { settings, jobSpec, runner } });
+      const actor = createActor(registerRunner({ logger, vault, env: AGENT_ENV }), { input: { settings, jobSpec, runner, user } });
       const done = new Promise<void>((resolve, reject) =>
         actor.subscribe({ complete: () => resolve(), error: (e) => reject(e as Error) }),
       );
       actor.start();
       await done;
+      hooks = actor.getSnapshot().output?.hooks;
     }
-    return { dir, stateDir, settings, jobSpec, runner, vault };
+    return { dir, stateDir, settings, jobSpec, runner, vault, user, hooks };
   }
 
   interface Line {
@@ -130,6 +139,8 @@ describe('runner process (fake actions/runner)', () => {
       settings: h.settings,
       jobSpec: h.jobSpec,
       runner: h.runner,
+      user: h.user,
+      hooks: h.hooks,
       logger,
       vault: h.vault,
       env: AGENT_ENV,
@@ -177,7 +188,7 @@ describe('runner process (fake actions/runner)', () => {
     const parent = setup({
       actors: { runner: runnerProcess({ logger, vault: h.vault, env: AGENT_ENV, onLine: (line, ts, stream) => lines.push({ line, ts, stream }) }) },
     }).createMachine({
-      invoke: { id: 'runner', src: 'runner', input: { settings: h.settings, jobSpec: h.jobSpec, runner: h.runner } },
+      invoke: { id: 'runner', src: 'runner', input: { settings: h.settings, jobSpec: h.jobSpec, runner: h.runner, user: h.user, hooks: h.hooks } },
       on: { '*': { actions: ({ event }) => events.push(event) } },
     });
     const actor = createActor(parent).start();
@@ -231,7 +242,17 @@ describe('runner process (fake actions/runner)', () => {
     const r = start(await prepare({ override: { behavior: 'hang' } }));
     await r.waitFor(() => types(r.events).includes('JOB_STARTED'), 'job start');
     const pid = r.handle.pid!;
-    await r.waitFor(() => sessionMembers(pid).length >= 3, 'the worker'); // run.sh, listener, job
+    // The job itself (the listener's `sleep`), not only run.sh and the listener: under load the
+    // listener may still be between its log lines and starting the job.
+    const comm = (p: number) => {
+      try {
+        return readFileSync(`/proc/${p}/comm`, 'utf8').trim();
+      } catch {
+        return ''; // exited meanwhile
+      }
+    };
+    const jobRuns = () => sessionMembers(pid).some((p) => comm(p.pid) === 'sleep');
+    await r.waitFor(() => sessionMembers(pid).length >= 3 && jobRuns(), 'the worker'); // run.sh, listener, job
     expect(new Set(sessionMembers(pid).map((p) => p.pgid)).size).toBeGreaterThan(1); // listener has its own group
 
     const stopAt = performance.now();
@@ -336,7 +357,7 @@ describe('runner process (fake actions/runner)', () => {
     const events: AnyEventObject[] = [];
     const { logger } = captureLogger();
     const parent = setup({ actors: { runner: runnerProcess({ logger, vault: h.vault, env: AGENT_ENV, onLine: () => {} }) } }).createMachine({
-      invoke: { id: 'runner', src: 'runner', input: { settings: h.settings, jobSpec: h.jobSpec, runner: h.runner } },
+      invoke: { id: 'runner', src: 'runner', input: { settings: h.settings, jobSpec: h.jobSpec, runner: h.runner, user: h.user, hooks: h.hooks } },
       on: { '*': { actions: ({ event }) => events.push(event) } },
     });
     const actor = createActor(parent).start();
@@ -359,7 +380,7 @@ describe('runner process (fake actions/runner)', () => {
     const events: (AnyEventObject & { atMs?: number })[] = [];
     const { logger } = captureLogger();
     const parent = setup({ actors: { runner: runnerProcess({ logger, vault: h.vault, env: AGENT_ENV, onLine: () => {} }) } }).createMachine({
-      invoke: { id: 'runner', src: 'runner', input: { settings: h.settings, jobSpec: h.jobSpec, runner: h.runner } },
+      invoke: { id: 'runner', src: 'runner', input: { settings: h.settings, jobSpec: h.jobSpec, runner: h.runner, user: h.user, hooks: h.hooks } },
       on: { '*': { actions: ({ event }) => events.push({ ...event, atMs: performance.now() }) } },
     });
     const actor = createActor(parent).start();
@@ -386,17 +407,22 @@ describe('runner process (fake actions/runner)', () => {
     expect((await stat(join(h.dir, '_diag/env.txt'))).uid).toBe(0);
   });
 
-  asUser('hooks the runner user cannot run are left out of the env (they would fail the job)', async () => {
-    const h = await prepare();
-    await chmod(h.stateDir, 0o700);
-    const r = start(h);
+  asUser('hooks the runner user cannot run are left out of the env (they would fail the job): registering decides', async () => {
+    const prepared = await prepare({ register: false });
+    const closed = join(dirname(prepared.stateDir), 'closed');
+    await mkdir(closed, { mode: 0o700 }); // a parent the runner user cannot pass
+    const h = { ...prepared, settings: { ...prepared.settings, stateDir: join(closed, 'state') } };
+    const { logger, records } = captureLogger();
+    const registered = await registerRunnerService({ settings: h.settings, jobSpec: h.jobSpec, runner: h.runner, user: h.user }, { logger, vault: h.vault, env: AGENT_ENV });
+    expect(registered.hooks).toBeUndefined();
+    expect(records.some((x) => x.level === 'warn' && /job hooks/.test(x.msg))).toBe(true);
+    const r = start({ ...h, hooks: registered.hooks });
     await r.waitFor(() => !!r.exited(), 'exit');
     expect(r.exited()).toMatchObject({ exitCode: 0 });
     const env = await readRunnerEnv(h.dir);
     expect(env.ACTIONS_RUNNER_HOOK_JOB_STARTED).toBeUndefined();
     expect(env.ACTIONS_RUNNER_HOOK_JOB_COMPLETED).toBeUndefined();
     expect(env.ACTIONS_CACHE_URL).toBe(CACHE_URL);
-    expect(r.records.some((x) => x.level === 'warn' && /job hooks/.test(x.msg))).toBe(true);
   });
 
   asUser('without setpriv: switches user with spawn uid/gid', async () => {
@@ -407,10 +433,11 @@ describe('runner process (fake actions/runner)', () => {
       settings: h.settings,
       jobSpec: h.jobSpec,
       runner: h.runner,
+      hooks: h.hooks,
       logger,
       vault: h.vault,
       env: AGENT_ENV,
-      user: { setpriv: null },
+      user: await resolveRunnerUser(h.settings, { setpriv: null }),
       onLine: () => {},
       send: (e) => events.push(e),
     });

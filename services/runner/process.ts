@@ -23,11 +23,11 @@ import type { Logger } from 'pino';
 import type { InstalledRunner, JobSpec, RunnerEvent } from '../domain.js';
 import { describeError } from '../errors.js';
 import { JobCgroup, killProcessesOfUid } from './job-cgroup.js';
-import { hooksUsableBy, jobHookPaths } from './job-hooks.js';
+import type { JobHookPaths } from './job-hooks.js';
 import { buildRunnerEnv } from './env.js';
 import { LineRedactor } from '../logs/line-redactor.js';
 import { parseRunnerLine } from './output.js';
-import { commandAs, resolveRunnerUser, type RunnerUser, type RunnerUserDeps } from './user.js';
+import { commandAs, type RunnerUser } from './user.js';
 import type { SecretVault } from '../secrets.js';
 import type { Env, Settings } from '../settings.js';
 
@@ -142,7 +142,10 @@ export interface RunnerProcessOptions {
   send: (event: RunnerEvent) => void;
   /** The agent's environment, for the allow-list (default `process.env`). */
   env?: Env;
-  user?: RunnerUserDeps;
+  /** The runner user, as registering resolved it (the machine always gives it). */
+  user: RunnerUser;
+  /** The job hooks registering installed, when the runner user can run them. */
+  hooks?: JobHookPaths;
   /** Wall clock for line timestamps (default Date.now). */
   now?: () => number;
   outputDrainMs?: number;
@@ -206,9 +209,7 @@ class RunnerProcess {
   }
 
   private async run(): Promise<void> {
-    const { settings, jobSpec, runner, vault } = this.o;
-    const user: RunnerUser = await resolveRunnerUser(settings, this.o.user);
-    if (this.disposed) return this.finish(null, null);
+    const { jobSpec, runner, vault, user, hooks } = this.o;
 
     const runSh = join(runner.dir, 'run.sh');
     try {
@@ -219,17 +220,12 @@ class RunnerProcess {
     }
     if (this.disposed) return this.finish(null, null);
 
-    // A hook the runner cannot run would fail the job: leave the hooks out instead.
-    const hooks = jobHookPaths(settings.stateDir);
-    const hooksUsable = await hooksUsableBy(hooks, user);
-    if (!hooksUsable) this.log.warn({ hooks: hooks.started }, 'job hooks missing or not executable by the runner user: running without them');
-    if (this.disposed) return this.finish(null, null);
     const env: Record<string, string> = buildRunnerEnv({
       agentEnv: this.o.env ?? process.env,
       user,
       jobSpec,
       cacheToken: vault.get('cache_token'),
-      hooks: hooksUsable ? hooks : undefined,
+      hooks, // only when the runner user can run them (registering checked): a hook it cannot run would fail the job
       vault,
     });
     if (jobSpec.mode === 'jit') {

@@ -17,11 +17,11 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { InstalledRunner, JobSpec } from '../domain.js';
 import { RegistrationError } from '../errors.js';
-import { hooksUsableBy, installJobHooks } from './job-hooks.js';
+import { hooksUsableBy, installJobHooks, type JobHookPaths } from './job-hooks.js';
 import { killSession } from './process.js';
 import { registrationUrl } from './config.js';
 import { buildRunnerEnv } from './env.js';
-import { commandAs, prepareRunnerDir, resolveRunnerUser, type RunnerUserDeps } from './user.js';
+import { commandAs, prepareRunnerDir, type RunnerUser, type RunnerUserDeps } from './user.js';
 import type { SecretVault } from '../secrets.js';
 import type { Env, Settings } from '../settings.js';
 
@@ -65,14 +65,14 @@ function tail(output: string, vault: SecretVault, lines = ERROR_TAIL_LINES): str
     .join('\n');
 }
 
-/** What registering needs: the settings, the config's public part, the installed runner. */
-export interface RegisterInput { settings: Settings; jobSpec: JobSpec; runner: InstalledRunner }
+/** What registering needs: the settings, the config's public part, the installed runner, the runner user (resolved once, before). */
+export interface RegisterInput { settings: Settings; jobSpec: JobSpec; runner: InstalledRunner; user: RunnerUser }
+/** The job hooks as installed, when the runner user can run them (else the job runs without). */
+export interface RegistrationResult { hooks?: JobHookPaths }
 
-export async function registerRunnerService(input: RegisterInput, deps: RegistrationDeps, signal?: AbortSignal): Promise<void> {
-  const { settings, jobSpec, runner } = input;
+export async function registerRunnerService(input: RegisterInput, deps: RegistrationDeps, signal?: AbortSignal): Promise<RegistrationResult> {
+  const { settings, jobSpec, runner, user } = input;
   const log = deps.logger.child({ component: 'registration' });
-  const user = await resolveRunnerUser(settings, deps.user);
-  log.info({ user: user.name, uid: user.uid, switchUser: user.switchUser, setpriv: user.setpriv !== undefined }, 'runner user resolved');
 
   let hooks;
   try {
@@ -80,15 +80,17 @@ export async function registerRunnerService(input: RegisterInput, deps: Registra
   } catch (error) {
     throw new RegistrationError(`cannot install the job hooks in ${settings.stateDir}: ${(error as Error).message}`, { cause: error });
   }
-  if (!(await hooksUsableBy(hooks, user))) {
+  const usable = await hooksUsableBy(hooks, user);
+  if (!usable) {
     log.warn({ stateDir: settings.stateDir, user: user.name }, 'the runner user cannot reach the job hooks (a parent dir is closed to them): the job runs without hooks');
   }
+  const registered: RegistrationResult = usable ? { hooks } : {};
   await prepareRunnerDir(runner.dir, user);
 
   if (jobSpec.mode === 'jit') {
     if (!deps.vault.get('jit_config')) throw new RegistrationError('JIT mode but no JIT config in the vault');
     log.info('JIT mode: nothing to register, run.sh gets the JIT config in its environment');
-    return;
+    return registered;
   }
 
   const token = deps.vault.get('jit_token');
@@ -154,4 +156,5 @@ export async function registerRunnerService(input: RegisterInput, deps: Registra
     throw new RegistrationError(`config.sh ${why}${last ? `:\n${last}` : ''}`, { retriable: false });
   }
   log.info({ durationMs: Date.now() - startedAt }, 'runner registered');
+  return registered;
 }

@@ -12,10 +12,10 @@
  * Node's `uid`/`gid` spawn options, which drop supplementary groups.
  */
 import { execa } from 'execa';
+import { chownr } from 'chownr';
 import { constants } from 'node:fs';
-import { access, lchown, lstat, readdir } from 'node:fs/promises';
+import { access, lstat } from 'node:fs/promises';
 import { userInfo } from 'node:os';
-import { join } from 'node:path';
 import { RegistrationError } from '../errors.js';
 import type { Settings } from '../settings.js';
 
@@ -129,16 +129,15 @@ export function commandAs(user: RunnerUser, file: string, args: string[]): { fil
   return { file, args, uid: user.uid, gid: user.gid };
 }
 
-/** chown -R that never follows a symlink: every name is lchown'ed, a link itself and never its target. */
+/**
+ * chown -R that never follows a symlink: chownr (the library node-tar uses) lchowns every name
+ * and recurses only into real directories (a Dirent that is a link is not one); the root
+ * itself is lstat'ed first, because chownr would readdir through a root that is a link.
+ */
 export async function chownRecursive(dir: string, uid: number, gid: number): Promise<void> {
   const stat = await lstat(dir);
-  if (stat.uid !== uid || stat.gid !== gid) await lchown(dir, uid, gid);
-  if (!stat.isDirectory()) return;
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) await chownRecursive(path, uid, gid);
-    else await lchown(path, uid, gid);
-  }
+  if (stat.isSymbolicLink()) throw new Error(`${dir} is a symbolic link: not following it`);
+  await new Promise<void>((resolve, reject) => chownr(dir, uid, gid, (error) => (error ? reject(error) : resolve())));
 }
 
 /** Give the runner dir to the runner user when the agent (root) switches to it. */

@@ -15,6 +15,7 @@ type PromiseSrc =
   | 'readRunnerConfig'
   | 'downloadRunner'
   | 'registerRunner'
+  | 'resolveRunnerUser'
   | 'isolateJob'
   | 'prepareJob'
   | 'inspectJob'
@@ -51,7 +52,8 @@ export function defaultOutputs(): Record<PromiseSrc, unknown> {
       repo: 'acme/app',
     },
     downloadRunner: { dir: '/opt/actions-runner', version: '2.330.0', source: 'github' },
-    registerRunner: undefined,
+    registerRunner: {},
+    resolveRunnerUser: { name: 'runner', uid: 1001, gid: 1001, home: '/home/runner', shell: '/bin/bash', switchUser: true, isRoot: false },
     isolateJob: { imds: 'blocked', mechanism: 'nft' },
     prepareJob: { toolCacheBefore: ['node/20.0.0/x64'] },
     inspectJob: { toolCacheMisses: ['node/22.1.0/x64'] },
@@ -216,6 +218,7 @@ export class FakeActors {
       registerRunner: this.promise('registerRunner'),
       prepareJob: this.promise('prepareJob'),
       isolateJob: this.promise('isolateJob'),
+      resolveRunnerUser: this.promise('resolveRunnerUser'),
       inspectJob: this.promise('inspectJob'),
       uploadRunnerLogs: this.promise('uploadRunnerLogs'),
       prefetchRunner: this.prefetch(),
