@@ -15,8 +15,8 @@
  * there until the file has been read back entirely — so order is kept. Pushing never
  * waits for the network: the runner's output is never stalled by CloudWatch.
  */
-import { closeSync, ftruncateSync, mkdirSync, openSync, readSync, readvSync, unlinkSync, writevSync } from 'node:fs';
-import { join } from 'node:path';
+import { Block, BLOCK_DATA_BYTES, BLOCK_EVENTS, EVENT_META_BYTES, seal } from './block.js';
+import { SpillFile } from './spill-file.js';
 import {
   EVENT_OVERHEAD_BYTES,
   MAX_BATCH_BYTES,
@@ -58,83 +58,8 @@ export interface LogLaneOptions {
   onSpillError: (error: unknown) => void;
 }
 
-/** Bytes of event JSON a block holds (more for one bigger event), and events. */
-const BLOCK_DATA_BYTES = 256 * 1024;
-const BLOCK_EVENTS = 4096;
-/** What an event's metadata costs: JSON length (4), cost (4), timestamp (8), line flag (1). */
-const EVENT_META_BYTES = 17;
-/** Spill file: a block is [events u32][bytes u32], its metadata arrays, then its JSON. */
-const BLOCK_HEADER_BYTES = 8;
-/** ASCII JSON is gathered as a string and written into the block this many characters at a time. */
-const PENDING_CHARS = 16 * 1024;
-/** Anything but printable ASCII, `"` or `\`: a message without any is its own JSON string body. */
+/** Anything but printable ASCII, `"` or `\\`: a message without any is its own JSON string body. */
 const NEEDS_ENCODING = /[^\x20\x21\x23-\x5b\x5d-\x7e]/;
-
-let spillSequence = 0;
-
-/** Events encoded back to back, with their metadata. */
-class Block {
-  readonly jsonLen: Uint32Array;
-  readonly cost: Uint32Array;
-  readonly ts: Float64Array;
-  readonly flags: Uint8Array;
-  readonly data: Buffer;
-  /** Bytes of `data` written; `pending` holds more (ASCII) JSON not written yet. */
-  size = 0;
-  pending = '';
-  count = 0;
-  /** The next event to take, and where its JSON starts. */
-  head = 0;
-  headOff = 0;
-  /** No more appends (full, or on its way to or back from the spill file). */
-  sealed = false;
-
-  constructor(dataBytes: number, events: number) {
-    this.data = Buffer.allocUnsafe(dataBytes);
-    this.jsonLen = new Uint32Array(events);
-    this.cost = new Uint32Array(events);
-    this.ts = new Float64Array(events);
-    this.flags = new Uint8Array(events);
-  }
-
-  fits(jsonBytes: number): boolean {
-    return !this.sealed && this.count < this.jsonLen.length && this.size + this.pending.length + jsonBytes <= this.data.length;
-  }
-
-  append(json: string, ascii: boolean, cost: number, ts: number, lines: 0 | 1, jsonBytes: number): void {
-    const i = this.count++;
-    this.jsonLen[i] = jsonBytes;
-    this.cost[i] = cost;
-    this.ts[i] = ts;
-    this.flags[i] = lines;
-    if (ascii) {
-      this.pending += json;
-      if (this.pending.length >= PENDING_CHARS) this.flush();
-    } else {
-      this.flush();
-      this.size += this.data.write(json, this.size, 'utf8');
-    }
-  }
-
-  flush(): void {
-    if (this.pending === '') return;
-    this.size += this.data.write(this.pending, this.size, 'latin1');
-    this.pending = '';
-  }
-
-  /** What the events not taken yet weigh: their lines, their cost, and their budget bytes. */
-  remaining(): { events: number; bytes: number; lines: number; held: number } {
-    let bytes = 0;
-    let lines = 0;
-    let json = 0;
-    for (let i = this.head; i < this.count; i++) {
-      bytes += this.cost[i]!;
-      lines += this.flags[i]!;
-      json += this.jsonLen[i]!;
-    }
-    return { events: this.count - this.head, bytes, lines, held: json + EVENT_META_BYTES * (this.count - this.head) };
-  }
-}
 
 class LaneBatch implements LogBatch {
   attempt = 0;
@@ -182,17 +107,16 @@ export class LogLane {
   private spilling = false;
   /** The block new events go to while spilling; written to the file when full. */
   private spillBlock: Block | undefined;
-  private fd: number | undefined;
-  private path: string | undefined;
-  private writePos = 0;
-  private readPos = 0;
+  private readonly spill: SpillFile;
   /** What the file holds that was not read back yet. */
   private inFile = { events: 0, bytes: 0, lines: 0 };
 
   constructor(
     readonly name: string,
     private readonly options: LogLaneOptions,
-  ) {}
+  ) {
+    this.spill = new SpillFile(options.spillDir, name);
+  }
 
   /**
    * Queue a line (split into several events when it is too long for one). `startsLine`
@@ -333,32 +257,15 @@ export class LogLane {
 
   /** Close and remove the spill file. */
   close(): void {
-    if (this.fd !== undefined) {
-      try {
-        closeSync(this.fd);
-      } catch {
-        /* already closed */
-      }
-      this.fd = undefined;
-    }
-    if (this.path !== undefined) {
-      try {
-        unlinkSync(this.path);
-      } catch {
-        /* already gone */
-      }
-      this.path = undefined;
-    }
+    this.spill.close();
     this.spillBlock = undefined;
     this.spilling = false;
-    this.writePos = 0;
-    this.readPos = 0;
     this.inFile = { events: 0, bytes: 0, lines: 0 };
   }
 
   /** Spilled bytes not read back yet: in the file, and in the block on its way there (for tests and diagnostics). */
   get spilledBytes(): number {
-    return this.writePos - this.readPos + (this.spillBlock ? this.spillBlock.size + this.spillBlock.pending.length : 0);
+    return this.spill.unreadBytes + (this.spillBlock ? this.spillBlock.size + this.spillBlock.pending.length : 0);
   }
 
   private enqueue(ts: number, msg: string, lines: 0 | 1): boolean {
@@ -428,14 +335,10 @@ export class LogLane {
   }
 
   private openSpillFile(): boolean {
-    if (this.fd !== undefined) return true;
     try {
-      mkdirSync(this.options.spillDir, { recursive: true });
-      this.path = join(this.options.spillDir, `${this.name}-${process.pid}-${++spillSequence}.spill`);
-      this.fd = openSync(this.path, 'w+', 0o600);
+      this.spill.open();
       return true;
     } catch (error) {
-      this.path = undefined;
       this.options.onSpillError(error);
       return false;
     }
@@ -443,17 +346,8 @@ export class LogLane {
 
   /** Append a full block to the spill file. False when that failed: its events are dropped and counted. */
   private writeBlock(block: Block): boolean {
-    seal(block);
-    const n = block.count;
-    const header = Buffer.allocUnsafe(BLOCK_HEADER_BYTES);
-    header.writeUInt32LE(n, 0);
-    header.writeUInt32LE(block.size, 4);
-    const parts = [header, ...metaViews(block, n), block.data.subarray(0, block.size)];
-    const total = BLOCK_HEADER_BYTES + EVENT_META_BYTES * n + block.size;
     try {
-      const written = writevSync(this.fd!, parts, this.writePos);
-      if (written !== total) throw new Error(`short write to the spill file ${this.path} (${written} of ${total} bytes)`);
-      this.writePos += total;
+      this.spill.append(block);
       const { events, bytes, lines } = block.remaining();
       this.inFile = { events: this.inFile.events + events, bytes: this.inFile.bytes + bytes, lines: this.inFile.lines + lines };
       return true;
@@ -464,7 +358,7 @@ export class LogLane {
       this.bytes -= lost.bytes;
       this.lines -= lost.lines;
       this.dropped += lost.lines;
-      if (this.writePos === this.readPos) this.resetSpill();
+      if (this.spill.unreadBytes === 0) this.resetSpill();
       return false;
     }
   }
@@ -476,20 +370,9 @@ export class LogLane {
    */
   private refill(): boolean {
     const budget = this.options.budget;
-    if (this.fd !== undefined && this.readPos < this.writePos) {
+    if (this.spill.unreadBytes > 0) {
       try {
-        const header = Buffer.alloc(BLOCK_HEADER_BYTES);
-        if (readSync(this.fd, header, 0, BLOCK_HEADER_BYTES, this.readPos) !== BLOCK_HEADER_BYTES) throw new Error(`spill file ${this.path} is truncated`);
-        const n = header.readUInt32LE(0);
-        const size = header.readUInt32LE(4);
-        const block = new Block(size, n);
-        const total = EVENT_META_BYTES * n + size;
-        const got = readvSync(this.fd, [...metaViews(block, n), block.data], this.readPos + BLOCK_HEADER_BYTES);
-        if (got !== total) throw new Error(`spill file ${this.path} is truncated`);
-        block.count = n;
-        block.size = size;
-        seal(block);
-        this.readPos += BLOCK_HEADER_BYTES + total;
+        const block = this.spill.readNext();
         const { events, bytes, lines, held } = block.remaining();
         this.inFile = { events: this.inFile.events - events, bytes: this.inFile.bytes - bytes, lines: this.inFile.lines - lines };
         this.mem.push(block);
@@ -504,7 +387,7 @@ export class LogLane {
         this.lines -= this.inFile.lines;
         this.dropped += this.inFile.lines;
         this.inFile = { events: 0, bytes: 0, lines: 0 };
-        this.readPos = this.writePos;
+        this.spill.skipUnread();
       }
     }
     const block = this.spillBlock;
@@ -522,30 +405,7 @@ export class LogLane {
   /** Back to memory mode: the file is empty again (kept open for the next spill). */
   private resetSpill(): void {
     this.spilling = false;
-    this.writePos = 0;
-    this.readPos = 0;
     this.inFile = { events: 0, bytes: 0, lines: 0 };
-    if (this.fd !== undefined) {
-      try {
-        ftruncateSync(this.fd, 0);
-      } catch {
-        /* the next write starts at 0 anyway */
-      }
-    }
+    this.spill.reset();
   }
-}
-
-function seal(block: Block): void {
-  block.flush();
-  block.sealed = true;
-}
-
-/** A block's metadata arrays as bytes, for its first `n` events (spill file order). */
-function metaViews(block: Block, n: number): Uint8Array[] {
-  return [
-    new Uint8Array(block.jsonLen.buffer, block.jsonLen.byteOffset, 4 * n),
-    new Uint8Array(block.cost.buffer, block.cost.byteOffset, 4 * n),
-    new Uint8Array(block.ts.buffer, block.ts.byteOffset, 8 * n),
-    new Uint8Array(block.flags.buffer, block.flags.byteOffset, n),
-  ];
 }

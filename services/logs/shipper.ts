@@ -33,16 +33,14 @@
  */
 import {
   CreateLogStreamCommand,
-  PutLogEventsCommand,
   type CloudWatchLogsClient,
-  type PutLogEventsCommandInput,
   type PutLogEventsCommandOutput,
   type RejectedLogEventsInfo,
 } from '@aws-sdk/client-cloudwatch-logs';
 import { describeError, isRetriableAwsError } from '../errors.js';
 import { backoffMs, raceAbort, sleep } from '../retry.js';
 import type { LogSink } from './logger.js';
-import { putLogEventsBody } from './events.js';
+import { LeanPutLogEvents } from './lean-put.js';
 import { LogLane, type LogBatch, type MemoryBudget } from './lane.js';
 import type { SecretVault } from '../secrets.js';
 import { DIAG_STREAM_SUFFIX, type DiagSink } from './diag.js';
@@ -122,8 +120,10 @@ export class LogShipper implements LogSink, DiagSink {
   private readonly warn: (message: string) => void;
   private readonly warned = new Set<string>();
   private readonly vault: SecretVault | undefined;
-  /** PutLogEvents bodies are the lanes' JSON as is (false once the SDK's request turned out not to be AWS JSON). */
-  private leanPut = true;
+  /** PutLogEvents with the lanes' JSON as its body (lean-put.ts). */
+  private readonly lean = new LeanPutLogEvents(() =>
+    this.warnOnce('lean', 'PutLogEvents is not serialized as AWS JSON by this SDK: using its own serializer (slower)'),
+  );
 
   private state: ShipperState = 'waiting';
   private target: ShipTarget | undefined;
@@ -396,7 +396,7 @@ export class LogShipper implements LogSink, DiagSink {
     const logStreamName = this.streams.get(lane)!;
     try {
       const output = await this.call((abortSignal) =>
-        target.client.send(this.putLogEvents(target.logGroup, logStreamName, batch), { abortSignal }),
+        target.client.send(this.lean.command(target.logGroup, logStreamName, batch), { abortSignal }),
       );
       if (this.epoch !== epoch) return; // given up meanwhile, already counted as dropped
       const rejected = rejectedLines(batch, (output as PutLogEventsCommandOutput | undefined)?.rejectedLogEventsInfo);
@@ -422,55 +422,6 @@ export class LogShipper implements LogSink, DiagSink {
       const why = isRetriableAwsError(error) ? `failed ${batch.attempt} times` : 'was refused';
       this.warnOnce(`drop:${name}`, `a CloudWatch Logs batch of ${batch.count} events ${why} (${describeError(error)}); ${lines} lines dropped`);
     }
-  }
-
-  /**
-   * A PutLogEvents command whose body is the batch's JSON as the lane already holds it
-   * (`putLogEventsBody`), not the SDK's serialization of decoded events: the serializer is
-   * handed the call without its events (cheap), then the body is swapped in before signing.
-   * The command's `input.logEvents` decodes the batch only if something reads it (the SDK's
-   * own serializer, a test's mock). Should the SDK ever serialize CloudWatch Logs otherwise
-   * than as AWS JSON, the swap refuses, the call is serialized the SDK's way instead, and
-   * the shipper stays with that from then on.
-   */
-  private putLogEvents(logGroupName: string, logStreamName: string, batch: LogBatch): PutLogEventsCommand {
-    const input = { logGroupName, logStreamName } as PutLogEventsCommandInput;
-    Object.defineProperty(input, 'logEvents', {
-      enumerable: true,
-      get: () => batch.entries.map((e) => ({ timestamp: e.ts, message: e.msg })),
-    });
-    const command = new PutLogEventsCommand(input);
-    if (!this.leanPut) return command;
-    let lean = true;
-    command.middlewareStack.add(
-      (next) => async (args) => {
-        try {
-          return await next({ ...args, input: { logGroupName, logStreamName, logEvents: [] } });
-        } catch (error) {
-          if (!(error instanceof NotAwsJson)) throw error;
-          lean = false;
-          this.leanPut = false;
-          this.warnOnce('lean', 'PutLogEvents is not serialized as AWS JSON by this SDK: using its own serializer (slower)');
-          return next(args);
-        }
-      },
-      { step: 'serialize', priority: 'high', name: 'runsFleetLeanPutLogEvents' },
-    );
-    command.middlewareStack.add(
-      (next) => async (args) => {
-        if (!lean) return next(args);
-        const request = args.request as { headers?: Record<string, string>; body?: unknown } | undefined;
-        const type = request?.headers?.['content-type'] ?? request?.headers?.['Content-Type'];
-        if (!request?.headers || !/^application\/x-amz-json-1\.[01]\b/.test(type ?? '')) throw new NotAwsJson();
-        const body = putLogEventsBody(logGroupName, logStreamName, batch.json);
-        request.body = body;
-        for (const name of Object.keys(request.headers)) if (name.toLowerCase() === 'content-length') delete request.headers[name];
-        request.headers['content-length'] = String(body.byteLength);
-        return next(args);
-      },
-      { step: 'serialize', priority: 'low', name: 'runsFleetPutLogEventsBody' },
-    );
-    return command;
   }
 
   /** One AWS call, bounded by the request timeout and cut short when the epoch ends. */
@@ -562,7 +513,6 @@ export class LogShipper implements LogSink, DiagSink {
 }
 
 /** The SDK's PutLogEvents request is not AWS JSON: its body cannot be swapped for ours. */
-class NotAwsJson extends Error {}
 
 function errorName(error: unknown): string {
   return (error as { name?: string } | undefined)?.name ?? 'Error';
