@@ -131,27 +131,34 @@ function signalQuietly(pid: number, signal: NodeJS.Signals): boolean {
   }
 }
 
-/** Pids of live processes whose real or effective uid is `uid`, from /proc. */
-export function processesOfUid(uid: number, procRoot = '/proc'): number[] {
-  const pids: number[] = [];
+/** `/proc/<pid>/<file>` of every process there is (one that exited meanwhile is left out). */
+export function procFiles(procRoot: string, file: 'stat' | 'status'): { pid: number; text: string }[] {
   let entries: string[];
   try {
     entries = readdirSync(procRoot);
   } catch {
-    return pids;
+    return [];
   }
+  const found: { pid: number; text: string }[] = [];
   for (const entry of entries) {
     if (!/^\d+$/.test(entry)) continue;
-    let status: string;
     try {
-      status = readFileSync(join(procRoot, entry, 'status'), 'utf8');
+      found.push({ pid: Number(entry), text: readFileSync(join(procRoot, entry, file), 'utf8') });
     } catch {
-      continue;
+      // exited meanwhile
     }
-    const uids = /^Uid:\s+(\d+)\s+(\d+)/m.exec(status);
-    const state = /^State:\s+(\S)/m.exec(status)?.[1];
+  }
+  return found;
+}
+
+/** Pids of live processes whose real or effective uid is `uid`, from /proc. */
+export function processesOfUid(uid: number, procRoot = '/proc'): number[] {
+  const pids: number[] = [];
+  for (const { pid, text } of procFiles(procRoot, 'status')) {
+    const uids = /^Uid:\s+(\d+)\s+(\d+)/m.exec(text);
+    const state = /^State:\s+(\S)/m.exec(text)?.[1];
     if (!uids || state === 'Z' || state === 'X') continue;
-    if (Number(uids[1]) === uid || Number(uids[2]) === uid) pids.push(Number(entry));
+    if (Number(uids[1]) === uid || Number(uids[2]) === uid) pids.push(pid);
   }
   return pids;
 }

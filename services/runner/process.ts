@@ -16,13 +16,13 @@
  *   process left of it is SIGKILLed. The runner never outlives this object.
  */
 import { execa } from 'execa';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { InstalledRunner, JobSpec, RunnerEvent } from '../domain.js';
 import { describeError } from '../errors.js';
-import { JobCgroup, killProcessesOfUid } from './job-cgroup.js';
+import { JobCgroup, killProcessesOfUid, procFiles } from './job-cgroup.js';
 import type { JobHookPaths } from './job-hooks.js';
 import { buildRunnerEnv } from './env.js';
 import { LineRedactor } from '../logs/line-redactor.js';
@@ -53,23 +53,10 @@ export interface ProcInfo {
 /** Live (non-zombie) processes of a session, from /proc. */
 export function sessionMembers(sid: number, procRoot = '/proc'): ProcInfo[] {
   const members: ProcInfo[] = [];
-  let entries: string[];
-  try {
-    entries = readdirSync(procRoot);
-  } catch {
-    return members;
-  }
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(join(procRoot, entry, 'stat'), 'utf8');
-    } catch {
-      continue; // exited meanwhile
-    }
+  for (const { pid, text } of procFiles(procRoot, 'stat')) {
     // pid (comm) state ppid pgrp session ... — comm may hold spaces and parentheses.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const info = { pid: Number(entry), state: fields[0] ?? '?', pgid: Number(fields[2]), sid: Number(fields[3]) };
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    const info = { pid, state: fields[0] ?? '?', pgid: Number(fields[2]), sid: Number(fields[3]) };
     if (info.sid === sid && info.state !== 'Z' && info.state !== 'X') members.push(info);
   }
   return members;
