@@ -26,6 +26,7 @@ export interface LogShipperDeps {
   route: LogRoute;
   logs: ClientFactory<CloudWatchLogsClient>;
   logger: Logger;
+  /** Redacts the runner's `_diag` files, which are read raw (every other line arrives redacted). */
   vault?: SecretVault;
   /** Test knobs (intervals, timeouts, memory bound). */
   options?: Partial<LogShipperOptions>;
@@ -37,7 +38,6 @@ export function logShipper(deps: LogShipperDeps) {
   return fromCallback<LogShipperCommand, LogShipperInput, AgentEvent>(({ input, sendBack, receive }) => {
     const shipper = new LogShipper({
       spillDir: `${input.settings.stateDir}/log-spill`,
-      vault: deps.vault,
       warn: (message: string) => deps.logger.warn(message),
       ...deps.options,
     });

@@ -25,7 +25,7 @@ export function renderTimeline(entries: TimelineEntry[]): string {
 
 const escapeXml = (text: string) => text.replace(/[<>&"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[c]!);
 
-/** The same timeline as an SVG bar chart (make demo writes docs/demo-timeline.svg). */
+/** The same timeline as an SVG bar chart (make demo writes out/demo-timeline.svg). */
 export function renderTimelineSvg(entries: TimelineEntry[], title: string): string {
   const width = 760;
   const left = 120;

@@ -14,7 +14,7 @@
  *
  * Lines are expected redacted: runner lines come through `LineRedactor` (or the
  * runner process's splitter + vault), agent lines through the logger, both with
- * the one `SecretVault`; given the vault, the shipper redacts each line once more.
+ * the one `SecretVault`: each line is redacted once, where it is split, never again here.
  *
  * Delivery. A background pump sends a batch as soon as one is full and everything
  * every `flushIntervalMs`; one PutLogEvents per stream at a time, so order holds
@@ -42,7 +42,6 @@ import { backoffMs, raceAbort, sleep } from '../retry.js';
 import type { LogSink } from './logger.js';
 import { LeanPutLogEvents } from './lean-put.js';
 import { LogLane, type LogBatch, type MemoryBudget } from './lane.js';
-import type { SecretVault } from '../secrets.js';
 import { DIAG_STREAM_SUFFIX, type DiagSink } from './diag.js';
 
 export const DEFAULT_FLUSH_INTERVAL_MS = 5_000;
@@ -69,11 +68,6 @@ export interface LogShipperOptions {
   retryMaxMs?: number;
   /** Where the shipper's own warnings go (each kind once), e.g. `(m) => logger.warn(m)`. */
   warn?: (message: string) => void;
-  /**
-   * Last line of defence: every line is redacted again with this vault before it is
-   * queued (lines should already be redacted; redacting twice changes nothing).
-   */
-  vault?: SecretVault;
 }
 
 export interface ShipTarget {
@@ -119,7 +113,6 @@ export class LogShipper implements LogSink, DiagSink {
   private readonly retryMaxMs: number;
   private readonly warn: (message: string) => void;
   private readonly warned = new Set<string>();
-  private readonly vault: SecretVault | undefined;
   /** PutLogEvents with the lanes' JSON as its body (lean-put.ts). */
   private readonly lean = new LeanPutLogEvents(() =>
     this.warnOnce('lean', 'PutLogEvents is not serialized as AWS JSON by this SDK: using its own serializer (slower)'),
@@ -154,7 +147,6 @@ export class LogShipper implements LogSink, DiagSink {
     this.retryBaseMs = options.retryBaseMs ?? 250;
     this.retryMaxMs = options.retryMaxMs ?? 5_000;
     this.warn = options.warn ?? (() => {});
-    this.vault = options.vault;
   }
 
   /** Lines delivered so far. */
@@ -282,7 +274,7 @@ export class LogShipper implements LogSink, DiagSink {
         if (startsLine) this.droppedOutside++;
         return;
       }
-      lane.push(this.vault ? this.vault.redact(line) : line, timestampMs, startsLine);
+      lane.push(line, timestampMs, startsLine);
       if (this.pumping === undefined && lane.hasFullBatch) this.kick();
     } catch (error) {
       this.droppedOutside++;
