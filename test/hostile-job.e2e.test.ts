@@ -35,9 +35,12 @@ afterAll(async () => {
   await moto.stop();
 });
 
+/** Where the job reports what it got: one per test process (two checkouts may test at once). */
+const LOOT = `/tmp/rfa-hostile-loot-${process.pid}`;
+
 /** The job's steps: all as the runner user, with the job's environment. `$LOOT` is where it reports what it got. */
 const HOSTILE_JOB = String.raw`
-LOOT=/tmp/rfa-hostile-loot
+LOOT=${LOOT}
 # 1. The instance role: IMDS, on the real address and on the one this instance uses.
 port=$(cat "$LOOT/imds-port")
 if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then echo reached > "$LOOT/imds"; else echo refused > "$LOOT/imds"; fi
@@ -57,7 +60,6 @@ setsid bash -c '
 sleep 0.5
 `;
 
-const LOOT = '/tmp/rfa-hostile-loot';
 const arch = process.arch === 'arm64' ? 'arm64' : 'x64';
 
 /** A world whose runner runs HOSTILE_JOB, the loot dir it reports to, and root's canaries. */

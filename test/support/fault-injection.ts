@@ -199,7 +199,9 @@ export function assertCase(r: FaultResult): void {
 export function tableRow(r: FaultResult, ok: boolean): string {
   const exit = r.run.signal ? `killed (${r.run.signal})` : `exit ${r.run.exitCode}`;
   const status = r.finals[0]?.status ?? '—';
-  return `| ${r.c.state} | ${r.c.fault} | ${r.c.what} | ${exit} | ${r.instance} | ${status} | ${r.runnerLeft} | ${(r.run.durationMs / 1000).toFixed(1)} s | ${ok ? 'pass' : 'FAIL'} |`;
+  // A failed row says why the agent ended as it did: the final message's error.
+  const why = !ok && r.finals[0]?.error ? ` (${String(r.finals[0].error).slice(0, 300)})` : '';
+  return `| ${r.c.state} | ${r.c.fault} | ${r.c.what} | ${exit} | ${r.instance} | ${status} | ${r.runnerLeft} | ${(r.run.durationMs / 1000).toFixed(1)} s | ${ok ? 'pass' : `FAIL${why}`} |`;
 }
 
 export const TABLE_HEADER = [

@@ -3,12 +3,19 @@
  * Created once with useradd; several test files may race for the passwd lock.
  */
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 
 /**
- * One user per jest worker: the agent kills every process of the runner's uid when a job ends
- * (what escaped its cgroup through a root daemon), so two workers must never share a runner user.
+ * This checkout's tag: two checkouts testing at once (a CI clone beside a working tree) must not
+ * share users either. global-teardown.ts removes the users of its own tag.
  */
-export const WORKER_SUFFIX = process.env.JEST_WORKER_ID ? `-${process.env.JEST_WORKER_ID}` : '';
+export const CHECKOUT_TAG = createHash('sha256').update(process.cwd()).digest('hex').slice(0, 6);
+
+/**
+ * One user per jest worker and checkout: the agent kills every process of the runner's uid when a
+ * job ends (what escaped its cgroup through a root daemon), so two workers must never share a runner user.
+ */
+export const WORKER_SUFFIX = `${process.env.JEST_WORKER_ID ? `-${process.env.JEST_WORKER_ID}` : ''}-${CHECKOUT_TAG}`;
 export const TEST_USER = `rfa-test-runner${WORKER_SUFFIX}`;
 
 export interface TestUser {
