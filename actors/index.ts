@@ -37,6 +37,8 @@ export interface AgentDeps {
   reaper?: RunnerReaper;
   /** Echo of each (redacted) runner line into the agent's own log, beside CloudWatch. */
   echoRunnerLine?: (line: string, timestampMs: number, stream: string) => void;
+  /** Shown in the job's "Set up job" step (.setup_info). */
+  agentVersion: string;
 }
 
 /** IMDSv2 client: short timeouts so a missing IMDS fails in seconds, not minutes. */
@@ -53,7 +55,7 @@ export function createActors(deps: AgentDeps): typeof actorContracts {
     downloadRunner: downloadRunner({ logger, s3: aws.s3 }),
     prefetchRunner: prefetchRunner({ logger, s3: aws.s3 }),
     uploadRunnerCache: uploadRunnerCache({ logger, s3: aws.s3 }),
-    prepareJob: prepareJob({ logger }),
+    prepareJob: prepareJob({ logger, imds, agentVersion: deps.agentVersion }),
     resolveRunnerUser: resolveRunnerUser({ logger }),
     isolateJob: isolateJob({ logger }),
     inspectJob: inspectJob({ logger }),

@@ -136,14 +136,36 @@ async function cacheRunnerCommand(args: string[], io: CliIo): Promise<number> {
   }
 }
 
-function checkConfig(io: CliIo): number {
+/** How long check-config looks for the newest runner version (S3 listing, then GitHub) before saying it could not tell. */
+const PIN_CHECK_TIMEOUT_MS = 3_000;
+
+async function checkConfig(io: CliIo): Promise<number> {
   // The machine parses the environment (its initial context): the same reading as `run`.
   const { settings, settingErrors: errors } = createActor(agentMachine, { input: { env: io.env } }).getSnapshot().context;
   const warnings = unitBudgetWarnings(settings);
-  io.out(`${JSON.stringify({ version: AGENT_VERSION, settings, errors, warnings }, null, 2)}\n`);
+  const runnerVersionCheck = await checkRunnerVersionPin(settings, io.env);
+  if (runnerVersionCheck.warning) warnings.push(runnerVersionCheck.warning);
+  io.out(`${JSON.stringify({ version: AGENT_VERSION, settings, errors, warnings, runnerVersionCheck: runnerVersionCheck.notes }, null, 2)}\n`);
   for (const warning of warnings) io.err(`warning: ${warning}\n`);
   for (const error of errors) io.err(`error: ${error}\n`);
   return errors.length > 0 ? 1 : 0;
+}
+
+/** A pinned runner version below the newest one visible (the S3 cache's listing, else GitHub) is a warning; offline is neither. */
+async function checkRunnerVersionPin(settings: Settings, env: Env): Promise<{ warning?: string; notes: string[] }> {
+  if (settings.runnerVersion === 'latest') return { notes: ['RUNS_FLEET_RUNNER_VERSION is "latest": nothing pinned to check'] };
+  const { checkRunnerPin, newestCachedVersion, newestGithubVersion } = await import('../services/install/runner-versions.js');
+  const aws = createAwsClients(env, settings.region);
+  const bucket = settings.configBucket;
+  try {
+    return await checkRunnerPin({
+      pinned: settings.runnerVersion,
+      cachedVersion: bucket ? async () => newestCachedVersion(await aws.s3(settings.region), bucket, AbortSignal.timeout(PIN_CHECK_TIMEOUT_MS)) : undefined,
+      githubVersion: () => newestGithubVersion(settings.githubApiUrl, AbortSignal.timeout(PIN_CHECK_TIMEOUT_MS)),
+    });
+  } finally {
+    aws.destroy();
+  }
 }
 
 /** How long after start the process gives up on everything and exits non-zero (systemd then powers off). */
@@ -217,7 +239,7 @@ async function run(inspectPort: number | undefined, io: CliIo): Promise<number> 
   };
   const reaper = new RunnerReaper();
   reaper.start();
-  const machine = agentMachine.provide({ actors: createActors({ logger, vault, aws, route, echoRunnerLine, reaper }) });
+  const machine = agentMachine.provide({ actors: createActors({ logger, vault, aws, route, echoRunnerLine, reaper, agentVersion: AGENT_VERSION }) });
   const actor = createActor(machine, {
     input: { env: io.env, bootUptimeSeconds: readUptimeSeconds() },
     logger: (...parts: unknown[]) => logger.info(parts.map(String).join(' ')),

@@ -36,7 +36,20 @@ export interface CacheUploadInput { settings: Settings; archive: CacheArchive }
 export interface TerminateInput { instanceId: string; region: string }
 export interface WatchdogInput { settings: Settings; identity?: Identity; jobSpec?: JobSpec }
 export interface IsolateJobInput { settings: Settings; user: RunnerUser }
-export interface PrepareJobInput { settings: Settings; jobSpec: JobSpec; runner: InstalledRunner }
+export interface PrepareJobInput {
+  settings: Settings;
+  jobSpec: JobSpec;
+  runner: InstalledRunner;
+  /** For `.setup_info` and the started hook's notice: what the boot knows so far. */
+  setup: {
+    instanceId?: string;
+    bootSeconds?: number;
+    readySeconds: number;
+    timings: Record<string, number>;
+    maxRuntimeAtMs: number;
+    hooks?: JobHookPaths;
+  };
+}
 export interface InspectJobInput { settings: Settings; jobPrep?: JobPrep; ranJob: boolean }
 export interface RunnerLogsInput { settings: Settings; jobSpec?: JobSpec; instanceId?: string; region?: string; budgetMs: number }
 

@@ -12,7 +12,7 @@ import { parseSettings, type Settings } from '../services/settings.js';
 import { actorContracts } from './actor-contracts.js';
 import { STOP_EVENTS, type AgentEvent, type StopReason } from './events.js';
 import type { WatchdogInput } from './actor-contracts.js';
-import { agentOutcome, finalStatus, queueUrl, telemetryMessage } from './outcome.js';
+import { agentOutcome, deprecatedRunnerError, finalStatus, memoryNotice, queueUrl, runnerFatalError, stopNotice, telemetryMessage, timingsSoFar } from './outcome.js';
 import type { AgentContext, AgentInput, FailurePhase, JobSpec, StateName, StandbyEndReason } from './types.js';
 
 /** Download attempts before giving up (transient failures only). */
@@ -140,6 +140,8 @@ const agentSetup = setup({
     standbyPoll: ({ context }) => standbyPollMs(context.standby.polls - 1, context.standby.throttled),
     /** Registered but no job started (RUNS_FLEET_IDLE_TIMEOUT_MINUTES). */
     idleTimeout: ({ context }) => context.settings.idleTimeoutMs,
+    /** After the job's result line, run.sh's time to exit by itself (RUNS_FLEET_RESULT_EXIT_GRACE_SECONDS). */
+    resultExitGrace: ({ context }) => context.settings.resultExitGraceMs,
     /**
      * Between download attempts: what GitHub asked for (Retry-After / x-ratelimit-reset, capped),
      * else capped exponential backoff with jitter: ~1 s, ~2 s, ≤ 8 s.
@@ -217,7 +219,10 @@ const agentSetup = setup({
       failure: { phase: 'panic' as const, message: `agent crashed: ${(event as { error?: string }).error}` },
     })),
     countPanic: assign(({ context }) => ({ panics: context.panics + 1 })),
-    countMemoryWarning: assign(({ context }) => ({ memoryWarnings: context.memoryWarnings + 1 })),
+    countMemoryWarning: assign(({ context, event }) => ({
+      memoryWarnings: context.memoryWarnings + 1,
+      lastMemoryLow: event.type === 'MEMORY_LOW' ? { atMs: context.now(), availableMb: event.availableMb, minAvailableMb: event.minAvailableMb } : context.lastMemoryLow,
+    })),
     countDownloadAttempt: assign(({ context, event }) => ({
       downloadAttempt: context.downloadAttempt + 1,
       retryAfterMs: (event as { error?: { retryAfterMs?: number } }).error?.retryAfterMs,
@@ -300,8 +305,20 @@ const agentSetup = setup({
     markJobCompleted: assign(({ context, event }) =>
       event.type === 'JOB_COMPLETED' ? { job: { ...context.job, name: event.jobName, result: event.result } } : {},
     ),
-    markRunnerExited: assign(({ event }) =>
-      event.type === 'RUNNER_EXITED' ? { runnerExit: { exitCode: event.exitCode, signal: event.signal } } : {},
+    markRunnerExited: assign(({ context, event }) => {
+      if (event.type !== 'RUNNER_EXITED') return {};
+      const runnerExit = { exitCode: event.exitCode, signal: event.signal };
+      // 7 = a version GitHub refuses (ACTIONS_RUNNER_RETURN_VERSION_DEPRECATED_EXIT_CODE=1, run.sh v2.333.0+).
+      if (event.exitCode === 7 && !context.failure && context.job.startedAt === undefined) {
+        return { runnerExit, failure: { phase: 'runner' as const, message: deprecatedRunnerError(context.runner?.version) } };
+      }
+      return { runnerExit };
+    }),
+    /** A runner line after which it will never get its job: the boot failed, with that line. */
+    recordRunnerFatal: assign(({ context, event }) =>
+      event.type !== 'RUNNER_FATAL' || context.failure
+        ? {}
+        : { failure: { phase: 'runner' as const, message: runnerFatalError(event.reason, event.line, context.runner?.version) } },
     ),
     markStartedSent: assign(({ context, event }) => ({
       telemetry: { ...context.telemetry, startedSent: Boolean((event as { output?: { sent?: boolean } }).output?.sent) },
@@ -342,8 +359,16 @@ const agentSetup = setup({
       enqueue(log(`${params.loop}: attempt ${attempt} of ${RETRY_POLICY[params.loop].attempts} failed, retrying: ${errorText(event)}`));
       enqueue.assign({ retries: { ...context.retries, [params.loop]: attempt + 1 } });
     }),
+    /** SIGTERM to run.sh, after the stop's reason was put where the job's completed hook prints it. */
     signalRunner: enqueueActions(({ context, enqueue }) => {
-      if (!context.runnerExit) enqueue.sendTo('runner', { type: 'STOP' });
+      if (!context.runnerExit) enqueue.sendTo('runner', { type: 'STOP', notice: context.job.startedAt !== undefined ? stopNotice(context) : undefined });
+    }),
+    /** Low memory, during the job or before it (the monitor tells a crossing once), for the job's own log too. */
+    noteMemoryLow: enqueueActions(({ context, enqueue }) => {
+      const low = context.lastMemoryLow;
+      if (low && context.job.startedAt !== undefined) {
+        enqueue.sendTo('runner', { type: 'NOTE', notice: memoryNotice(low.atMs, low.availableMb, low.minAvailableMb) });
+      }
     }),
     killRunner: enqueueActions(({ context, enqueue }) => {
       if (!context.runnerExit) enqueue.sendTo('runner', { type: 'KILL' });
@@ -670,7 +695,19 @@ export const agentMachine = agentSetup.createMachine({
           description: "The buildx cache shim's variables into the runner's .env; a snapshot of the tool cache.",
           invoke: {
             src: 'prepareJob',
-            input: ({ context }) => ({ settings: context.settings, jobSpec: context.jobSpec!, runner: context.runner! }),
+            input: ({ context }) => ({
+              settings: context.settings,
+              jobSpec: context.jobSpec!,
+              runner: context.runner!,
+              setup: {
+                instanceId: context.identity?.instanceId,
+                bootSeconds: context.bootUptimeSeconds,
+                readySeconds: Math.max(0, context.now() - context.startedAtMs) / 1000,
+                timings: timingsSoFar(context),
+                maxRuntimeAtMs: context.startedAtMs + context.settings.maxRuntimeMs,
+                hooks: context.jobHooks,
+              },
+            }),
             onDone: { target: '#agent.withRunner', actions: assign({ jobPrep: ({ event }) => event.output }) },
             onError: { target: '#agent.withRunner', actions: log(({ event }) => `preparing the job failed (the job runs without it): ${errorText(event)}`) },
           },
@@ -703,6 +740,8 @@ export const agentMachine = agentSetup.createMachine({
           RUNNER_EXITED: { target: '#agent.withRunner.draining', actions: 'markRunnerExited', description: 'The runner ended by itself.' },
           RUNNER_SPAWNED: { actions: 'markRunnerSpawned' },
           JOB_COMPLETED: { actions: 'markJobCompleted' },
+          RUNNER_FATAL: { actions: log(({ event }) => `the runner printed an error line while its job runs: ${event.line}`), description: 'The job runs: only logged.' },
+          MEMORY_LOW: { actions: ['countMemoryWarning', log('memory low'), 'noteMemoryLow'], description: "Counted, reported, and told in the job's own log." },
         },
         states: {
           job: {
@@ -712,7 +751,12 @@ export const agentMachine = agentSetup.createMachine({
                 description: 'Registered; waiting for GitHub to assign the job.',
                 on: {
                   RUNNER_LISTENING: { actions: 'markJobListening' },
-                  JOB_STARTED: { target: 'jobRunning', actions: 'markJobStarted' },
+                  JOB_STARTED: { target: 'jobRunning', actions: ['markJobStarted', 'noteMemoryLow'] },
+                  RUNNER_FATAL: {
+                    target: '#agent.withRunner.draining',
+                    actions: 'recordRunnerFatal',
+                    description: 'A refused version, a session conflict, a registration gone: the job will never come.',
+                  },
                 },
                 after: {
                   idleTimeout: {
@@ -721,7 +765,20 @@ export const agentMachine = agentSetup.createMachine({
                   },
                 },
               },
-              jobRunning: { description: 'The job runs.' },
+              jobRunning: {
+                description: 'The job runs.',
+                on: { JOB_COMPLETED: { target: 'resultReported', actions: 'markJobCompleted' } },
+              },
+              resultReported: {
+                description: 'The job has its result; run.sh should exit within the runner\'s own 30 s waits.',
+                after: {
+                  resultExitGrace: {
+                    target: '#agent.withRunner.draining',
+                    actions: log(({ context }) => `run.sh did not exit within ${context.settings.resultExitGraceMs / 1000} s of the job's result: draining it`),
+                    description: 'A hung listener must not hold a finished job until max runtime.',
+                  },
+                },
+              },
             },
           },
           confirmation: {

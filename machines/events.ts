@@ -5,9 +5,9 @@
  */
 
 import type { Settings } from '../services/settings.js';
-import type { DownloadFailure, Identity, InstalledRunner, JobSpec, JobCompletedEvent, JobStartedEvent, RunnerExitedEvent, RunnerListeningEvent, RunnerSpawnedEvent } from '../services/domain.js';
+import type { DownloadFailure, Identity, InstalledRunner, JobSpec, JobCompletedEvent, JobStartedEvent, RunnerExitedEvent, RunnerFatalEvent, RunnerListeningEvent, RunnerSpawnedEvent } from '../services/domain.js';
 
-export type { JobCompletedEvent, JobStartedEvent, RunnerEvent, RunnerExitedEvent, RunnerListeningEvent, RunnerSpawnedEvent, RunnerCommand } from '../services/domain.js';
+export type { JobCompletedEvent, JobStartedEvent, RunnerEvent, RunnerExitedEvent, RunnerFatalEvent, RunnerListeningEvent, RunnerSpawnedEvent, RunnerCommand } from '../services/domain.js';
 
 /** Why a job (or the boot) was stopped before its natural end. Kept for telemetry. */
 export type StopReason = 'sigterm' | 'spot' | 'timeout' | 'idle' | 'disk_full';
@@ -101,6 +101,7 @@ export type AgentEvent =
   | JobStartedEvent
   | JobCompletedEvent
   | RunnerExitedEvent
+  | RunnerFatalEvent
   | LogsFlushedEvent
   | CacheUploadFinishedEvent;
 

@@ -157,3 +157,47 @@ export function agentOutcome(ctx: AgentContext): AgentOutcome {
     exitCode: finished ? 0 : 1,
   };
 }
+
+/** `HH:MM:SSZ` of a wall-clock time, as the job's log shows times. */
+const clockTime = (ms: number) => `${new Date(ms).toISOString().slice(11, 19)}Z`;
+
+/**
+ * Why the agent stopped the job, for the job's own log (an `::error` annotation): what the
+ * developer sees in GitHub instead of a bare "The operation was canceled". None for idle: no job ran.
+ */
+export function stopNotice(ctx: Pick<AgentContext, 'stop' | 'settings'>): string | undefined {
+  const stop = ctx.stop;
+  if (!stop) return undefined;
+  const at = clockTime(stop.atMs);
+  switch (stop.reason) {
+    case 'spot':
+      return `spot interruption notice at ${at}: the instance is being reclaimed${stop.spotTime ? ` (AWS acts at ${stop.spotTime})` : ''}`;
+    case 'timeout':
+      return `max runtime of ${ctx.settings.maxRuntimeMs / 60_000} minutes reached at ${at}`;
+    case 'disk_full':
+      return `${stop.detail} (at ${at})`;
+    case 'sigterm':
+      return `the instance was told to stop at ${at} (${stop.detail}): the job was cancelled by the infrastructure, not by a step`;
+    default:
+      return undefined;
+  }
+}
+
+/** A low-memory warning for the job's own log (a `::warning` annotation). */
+export function memoryNotice(atMs: number, availableMb: number, minAvailableMb: number): string {
+  return `low memory at ${clockTime(atMs)}: ${availableMb} MB available, below the ${minAvailableMb} MB minimum (RUNS_FLEET_MEM_MIN_AVAILABLE_MB)`;
+}
+
+/** The error for a runner version GitHub refuses (exit code 7, or the server's deprecation line). */
+export function deprecatedRunnerError(version: string | undefined, line?: string): string {
+  return (
+    `runner ${version ?? '(unknown version)'} is deprecated: GitHub refuses it${line ? ` ("${line}")` : ' (run.sh exit code 7)'}. ` +
+    'Update the runner baked into the AMI, or RUNS_FLEET_RUNNER_VERSION if it is pinned'
+  );
+}
+
+/** The error for a line after which the runner will never get its job. */
+export function runnerFatalError(reason: string, line: string, version: string | undefined): string {
+  if (reason === 'deprecated') return deprecatedRunnerError(version, line);
+  return `the runner will never get its job: "${line}"`;
+}

@@ -50,6 +50,8 @@ export interface AgentContext {
   timings: Partial<Record<StateName, number>>;
   current?: { state: StateName; enteredAtMs: number };
   memoryWarnings: number;
+  /** The last MEMORY_LOW: told in the job's own log when the job runs (or starts) after it. */
+  lastMemoryLow?: { atMs: number; availableMb: number; minAvailableMb: number };
   downloadAttempt: number;
   /** The wait the last retriable download failure asked for (Retry-After), if any. */
   retryAfterMs?: number;

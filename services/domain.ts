@@ -145,11 +145,26 @@ export interface RunnerExitedEvent {
   signal: string | null;
 }
 
-export type RunnerEvent = RunnerSpawnedEvent | RunnerListeningEvent | JobStartedEvent | JobCompletedEvent | RunnerExitedEvent;
+/**
+ * The runner printed a line after which it will never get its job (services/runner/output.ts
+ * `fatalRunnerLine`): a refused version, a session conflict, a registration gone, a fatal error.
+ */
+export interface RunnerFatalEvent {
+  type: 'RUNNER_FATAL';
+  reason: 'deprecated' | 'session-exists' | 'runner-gone' | 'registration-deleted' | 'error';
+  /** The line, redacted. */
+  line: string;
+}
+
+export type RunnerEvent = RunnerSpawnedEvent | RunnerListeningEvent | JobStartedEvent | JobCompletedEvent | RunnerExitedEvent | RunnerFatalEvent;
 
 /**
  * What the chart tells the runner process while draining (draining.signalling, then
  * draining.killing): SIGTERM to run.sh's process group; then SIGKILL to all of the job (its
  * session, its cgroup, its uid). The timing between them is the chart's (drainGrace, killWait).
  */
-export type RunnerCommand = { type: 'STOP' } | { type: 'KILL' };
+export type RunnerCommand =
+  | { type: 'STOP'; /** For the job's own log: why the agent stops it (becomes an `::error` annotation). */ notice?: string }
+  | { type: 'KILL' }
+  /** For the job's own log, with the job going on: low memory (becomes a `::warning` annotation). */
+  | { type: 'NOTE'; notice: string };

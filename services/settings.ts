@@ -32,6 +32,11 @@ export interface Settings {
   maxRuntimeMs: number;
   idleTimeoutMs: number;
   drainGraceMs: number;
+  /**
+   * After the job's result line, how long run.sh has to exit by itself before it is drained
+   * (RUNS_FLEET_RESULT_EXIT_GRACE_SECONDS; default 45 s, above the listener's and worker's own 30 s waits).
+   */
+  resultExitGraceMs: number;
   runnerDir: string;
   runnerVersion: string;
   runnerUser?: string;
@@ -70,6 +75,7 @@ export const SETTING_MAXIMA: Readonly<Record<string, number>> = {
   RUNS_FLEET_IDLE_TIMEOUT_MINUTES: 1_440,
   RUNS_FLEET_STANDBY_DEADLINE_MINUTES: 10_080,
   RUNS_FLEET_DRAIN_GRACE_SECONDS: 3_600,
+  RUNS_FLEET_RESULT_EXIT_GRACE_SECONDS: 3_600,
   RUNS_FLEET_SSM_TIMEOUT_SECONDS: 60,
   RUNS_FLEET_REPORT_TIMEOUT_SECONDS: 600,
   RUNS_FLEET_LOG_FLUSH_TIMEOUT_SECONDS: 600,
@@ -166,6 +172,7 @@ export function parseSettings(env: Env): SettingsResult {
     maxRuntimeMs: number(['RUNS_FLEET_MAX_RUNTIME_MINUTES', 'RUNS_FLEET_MAX_RUNTIME'], 360, MINUTE),
     idleTimeoutMs: number(['RUNS_FLEET_IDLE_TIMEOUT_MINUTES'], 15, MINUTE),
     drainGraceMs: number(['RUNS_FLEET_DRAIN_GRACE_SECONDS'], 90, SECOND),
+    resultExitGraceMs: number(['RUNS_FLEET_RESULT_EXIT_GRACE_SECONDS'], 45, SECOND),
     runnerDir: runnerDir.replace(/\/+$/, '') || '/',
     runnerVersion: runnerVersion.replace(/^v/, ''),
     runnerUser: read('RUNS_FLEET_RUNNER_USER'),

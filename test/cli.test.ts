@@ -43,3 +43,31 @@ describe('runs-fleet-agent command line', () => {
     expect(stateDetail('standbyEnded')).toBe('standbyEnded');
   });
 });
+
+describe('check-config: a pinned runner version behind the newest visible one', () => {
+  const withEnv = (env: Record<string, string>) => {
+    const out: string[] = [];
+    const err: string[] = [];
+    return { io: { env, out: (t: string) => out.push(t), err: (t: string) => err.push(t) }, out, err };
+  };
+
+  it("warns (exit 0) when GitHub's latest release is newer, and says nothing is wrong when it cannot look", async () => {
+    const { startFakeGitHub } = await import('./support/fake-github.js');
+    const github = await startFakeGitHub({ version: '2.336.0', tarballs: { x64: Buffer.from('x'), arm64: Buffer.from('x') } });
+    try {
+      const behind = withEnv({ RUNS_FLEET_RUNNER_VERSION: '2.330.0', RUNS_FLEET_GITHUB_API_URL: github.apiUrl });
+      expect(await main(['check-config'], behind.io)).toBe(0);
+      expect(behind.err.join('')).toMatch(/^warning: RUNS_FLEET_RUNNER_VERSION=2\.330\.0 is below 2\.336\.0, the newest in GitHub's latest release/m);
+      expect(JSON.parse(behind.out.join('')).runnerVersionCheck).toContain("newest runner version seen: 2.336.0 (GitHub's latest release)");
+      const current = withEnv({ RUNS_FLEET_RUNNER_VERSION: '2.336.0', RUNS_FLEET_GITHUB_API_URL: github.apiUrl });
+      expect(await main(['check-config'], current.io)).toBe(0);
+      expect(current.err.join('')).toBe('');
+    } finally {
+      await github.close();
+    }
+    const offline = withEnv({ RUNS_FLEET_RUNNER_VERSION: '2.330.0', RUNS_FLEET_GITHUB_API_URL: 'http://127.0.0.1:9' });
+    expect(await main(['check-config'], offline.io)).toBe(0);
+    expect(offline.err.join('')).toBe('');
+    expect(JSON.parse(offline.out.join('')).runnerVersionCheck.at(-1)).toBe('could not tell whether the pinned runner version is current (offline?)');
+  });
+});

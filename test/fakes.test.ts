@@ -327,7 +327,8 @@ describe('fake actions/runner', () => {
   it('refuses to run unconfigured, as root without RUNNER_ALLOW_RUNASROOT, and on crash', async () => {
     const dir = await install();
     const unconfigured = await start(dir, 'run.sh', [], ROOT_OK).done;
-    expect(unconfigured.code).toBe(1);
+    expect(unconfigured.code).toBe(0); // the listener's 1, mapped to 0 like run-helper.sh.template
+    expect(unconfigured.stdout).toContain('Runner listener exit with terminated error, stop the service, no retry needed.');
     expect(unconfigured.stderr).toContain('An error occurred: Not configured. Run config.sh to configure the runner.');
 
     const asRoot = await start(dir, 'run.sh', [], { ACTIONS_RUNNER_INPUT_JITCONFIG: 'x' }).done;
@@ -337,7 +338,7 @@ describe('fake actions/runner', () => {
     expect(configAsRoot.code).toBe(1);
 
     const crash = await start(await install({ behavior: 'crash' }), 'run.sh', [], JIT).done;
-    expect(crash.code).toBe(1);
+    expect(crash.code).toBe(0);
     expect(crash.stderr).toContain('An error occurred: fake crash');
     expect(crash.stdout).not.toContain('Listening for Jobs');
   });
@@ -415,5 +416,49 @@ describe('fake actions/runner', () => {
     expect(res.stdout).toContain('The runner has received a shutdown signal.');
     expect(res.stdout).not.toContain('Running job');
     expect(sessionProcesses(r.pid)).toEqual([]);
+  });
+  describe('behaviours of v2.336.0 that are easy to get wrong (runner-and-aws-facts.md)', () => {
+    const DEPRECATED = `An error occurred: Runner version v${VERSION} is deprecated and cannot receive messages.`;
+
+    it("'deprecated': the line on stderr after Listening; exit 7 with ACTIONS_RUNNER_RETURN_VERSION_DEPRECATED_EXIT_CODE=1, else 0", async () => {
+      const dir = await install({ behavior: 'deprecated' });
+      const withVariable = await start(dir, 'run.sh', [], { ...JIT, ACTIONS_RUNNER_RETURN_VERSION_DEPRECATED_EXIT_CODE: '1' }).done;
+      expect(withVariable.code).toBe(7);
+      expect(withVariable.stderr).toContain(DEPRECATED);
+      expect(withVariable.stdout).toMatch(/Listening for Jobs[\s\S]*Runner listener exit with deprecated version exit code: 7\./);
+      const without = await start(dir, 'run.sh', [], JIT).done;
+      expect(without.code).toBe(0);
+      expect(without.stderr).toContain(DEPRECATED);
+      expect(without.stdout).toContain('Runner listener exit with terminated error');
+    });
+
+    it("'session-exists': the line on stderr, and it keeps retrying (no exit)", async () => {
+      const r = start(await install({ behavior: 'session-exists' }), 'run.sh', [], JIT);
+      await sleep(500);
+      expect(sessionProcesses(r.pid).length).toBeGreaterThan(0); // still retrying
+      process.kill(-r.pid, 'SIGINT');
+      const res = await r.done;
+      expect(res.stderr).toContain('A session for this runner already exists.');
+      expect(res.stdout).not.toContain('Listening for Jobs');
+    });
+
+    it("'runner-gone': listens, then the line on stderr and exit 0 with no job", async () => {
+      const res = await start(await install({ behavior: 'runner-gone' }), 'run.sh', [], JIT).done;
+      expect(res.code).toBe(0);
+      expect(res.stderr).toContain('The runner no longer exists on the server. Cleaning up local configuration.');
+      expect(res.stdout).toContain('Listening for Jobs');
+      expect(res.stdout).not.toContain('Running job');
+    });
+
+    it("'hang-after-result': the result line, then the listener stays until signalled (no Canceled line)", async () => {
+      const r = start(await install({ behavior: 'hang-after-result' }), 'run.sh', [], JIT);
+      await waitFor(() => r.stdout().includes('completed with result: Succeeded'), 'result line');
+      await sleep(300);
+      expect(sessionProcesses(r.pid).length).toBeGreaterThan(0);
+      process.kill(-r.pid, 'SIGINT');
+      const res = await r.done;
+      expect(res.stdout).not.toContain('completed with result: Canceled');
+      expect(sessionProcesses(r.pid)).toEqual([]);
+    });
   });
 });

@@ -122,10 +122,12 @@ describe('agent machine scenarios', () => {
     t.fake.watchers.processWatcher!.sendBack!({ type: 'SIGTERM', signal: 'SIGTERM' });
     await settle();
     expect(t.actor.getSnapshot().value).toEqual({ withRunner: { draining: 'signalling' } });
-    expect(t.fake.runner.stops).toEqual([{ type: 'STOP' }]);
+    // With the reason for the job's own log (its completed hook prints it as an ::error).
+    const stop = { type: 'STOP', notice: 'the instance was told to stop at 10:00:00Z (agent received SIGTERM): the job was cancelled by the infrastructure, not by a step' };
+    expect(t.fake.runner.stops).toEqual([stop]);
     t.clock.increment(6_999);
     await settle();
-    expect(t.fake.runner.stops).toEqual([{ type: 'STOP' }]); // the grace is the chart's: no KILL before it is over
+    expect(t.fake.runner.stops).toEqual([stop]); // the grace is the chart's: no KILL before it is over
     t.fake.runner.emit({ type: 'JOB_COMPLETED', jobName: 'build', result: 'Canceled' });
     t.fake.runner.emit({ type: 'RUNNER_EXITED', exitCode: 0, signal: null });
     await settle();
@@ -182,13 +184,14 @@ describe('agent machine scenarios', () => {
     await settle();
     t.fake.watchers.spotWatcher!.sendBack!({ type: 'SPOT_INTERRUPTION', action: 'terminate', time: new Date(t.clock.now() + 60_000).toISOString() });
     await settle();
-    expect(t.fake.runner.stops).toEqual([{ type: 'STOP' }]);
+    const stop = { type: 'STOP', notice: 'spot interruption notice at 10:00:00Z: the instance is being reclaimed (AWS acts at 2026-11-28T10:01:00.000Z)' };
+    expect(t.fake.runner.stops).toEqual([stop]);
     t.clock.increment(29_999);
     await settle();
-    expect(t.fake.runner.stops).toEqual([{ type: 'STOP' }]);
+    expect(t.fake.runner.stops).toEqual([stop]);
     t.clock.increment(1); // 60 s to the notice's time − 30 s for reporting: KILL at 30 s, not at 90 s
     await settle();
-    expect(t.fake.runner.stops).toEqual([{ type: 'STOP' }, { type: 'KILL' }]);
+    expect(t.fake.runner.stops).toEqual([stop, { type: 'KILL' }]);
     t.fake.runner.emit({ type: 'RUNNER_EXITED', exitCode: null, signal: 'SIGKILL' });
     await settle();
     expect(t.finalMessage()[0]).toMatchObject({ status: 'interrupted', interrupted_by: 'spot' });
@@ -205,12 +208,114 @@ describe('agent machine scenarios', () => {
     expect(t.finalMessage()[0]!.error).toContain('12 MB free');
   });
 
-  it('memory low is counted and reported, never a stop', async () => {
+  it('memory low is counted and reported, never a stop; told in the job log once the job runs', async () => {
     const t = start();
     await settle();
     t.fake.watchers.resourceMonitor!.sendBack!({ type: 'MEMORY_LOW', availableMb: 90, minAvailableMb: 200 });
+    await settle();
+    expect(t.fake.runner.notes).toEqual([]); // no job yet
     await runJob(t, 'Succeeded');
     expect(t.finalMessage()[0]).toMatchObject({ status: 'success', memory_warnings: 1 });
+    expect(t.fake.runner.notes).toEqual(['low memory at 10:00:00Z: 90 MB available, below the 200 MB minimum (RUNS_FLEET_MEM_MIN_AVAILABLE_MB)']);
+    expect(t.fake.runner.stops).toEqual([]);
+  });
+
+  it('memory low during the job: a NOTE for the job log at once', async () => {
+    const t = start();
+    await settle();
+    t.fake.runner.emit({ type: 'RUNNER_SPAWNED', pid: 4321 });
+    t.fake.runner.emit({ type: 'JOB_STARTED', jobName: 'build', at: new Date(t.clock.now()).toISOString() });
+    await settle();
+    t.clock.increment(5_000);
+    t.fake.watchers.resourceMonitor!.sendBack!({ type: 'MEMORY_LOW', availableMb: 150, minAvailableMb: 200 });
+    await settle();
+    expect(t.fake.runner.notes).toEqual(['low memory at 10:00:05Z: 150 MB available, below the 200 MB minimum (RUNS_FLEET_MEM_MIN_AVAILABLE_MB)']);
+    expect(t.actor.getSnapshot().matches({ withRunner: 'running' })).toBe(true);
+  });
+
+  describe('the runner as it really behaves (actions/runner v2.336.0)', () => {
+    const waiting = async (t: ReturnType<typeof start>) => {
+      await settle();
+      t.fake.runner.emit({ type: 'RUNNER_SPAWNED', pid: 4321 });
+      t.fake.runner.emit({ type: 'RUNNER_LISTENING' });
+      await settle();
+    };
+
+    it('a line after which no job comes, while waiting: drained at once, bootstrap_failed with the line', async () => {
+      const t = start({}, (f) => (f.runner.exitOnStop = false));
+      await waiting(t);
+      t.fake.runner.emit({ type: 'RUNNER_FATAL', reason: 'session-exists', line: 'A session for this runner already exists.' });
+      await settle();
+      expect(t.actor.getSnapshot().value).toEqual({ withRunner: { draining: 'signalling' } });
+      expect(t.fake.runner.stops).toEqual([{ type: 'STOP' }]); // no job ran: no notice for a job log
+      t.fake.runner.emit({ type: 'RUNNER_EXITED', exitCode: 0, signal: null });
+      await settle();
+      expect(t.finalMessage()[0]).toMatchObject({ status: 'bootstrap_failed', error: 'the runner will never get its job: "A session for this runner already exists."' });
+      expect(t.done()).toBe(true);
+    });
+
+    it('a deprecation line names the version and what to update', async () => {
+      const t = start();
+      await waiting(t);
+      t.fake.runner.emit({ type: 'RUNNER_FATAL', reason: 'deprecated', line: 'An error occurred: Runner version v2.330.0 is deprecated and cannot receive messages.' });
+      await settle();
+      expect(t.finalMessage()[0]!.status).toBe('bootstrap_failed');
+      expect(t.finalMessage()[0]!.error).toBe(
+        'runner 2.330.0 is deprecated: GitHub refuses it ("An error occurred: Runner version v2.330.0 is deprecated and cannot receive messages."). Update the runner baked into the AMI, or RUNS_FLEET_RUNNER_VERSION if it is pinned',
+      );
+    });
+
+    it('run.sh exit code 7 alone (no line seen) is the same deprecation error', async () => {
+      const t = start();
+      await waiting(t);
+      t.fake.runner.emit({ type: 'RUNNER_EXITED', exitCode: 7, signal: null });
+      await settle();
+      expect(t.finalMessage()[0]).toMatchObject({ status: 'bootstrap_failed', exit_code: 7 });
+      expect(t.finalMessage()[0]!.error).toBe('runner 2.330.0 is deprecated: GitHub refuses it (run.sh exit code 7). Update the runner baked into the AMI, or RUNS_FLEET_RUNNER_VERSION if it is pinned');
+    });
+
+    it('an error line while the job runs is only logged: the job goes on', async () => {
+      const t = start();
+      await waiting(t);
+      t.fake.runner.emit({ type: 'JOB_STARTED', jobName: 'build', at: new Date(t.clock.now()).toISOString() });
+      await settle();
+      t.fake.runner.emit({ type: 'RUNNER_FATAL', reason: 'error', line: 'An error occured: something transient' });
+      await settle();
+      expect(t.actor.getSnapshot().matches({ withRunner: 'running' })).toBe(true);
+      expect(t.fake.runner.stops).toEqual([]);
+    });
+
+    it('run.sh not gone within RUNS_FLEET_RESULT_EXIT_GRACE_SECONDS of the result line: drained, still a success', async () => {
+      const t = start({ RUNS_FLEET_RESULT_EXIT_GRACE_SECONDS: '40' }, (f) => (f.runner.exitOnStop = false));
+      await waiting(t);
+      t.fake.runner.emit({ type: 'JOB_STARTED', jobName: 'build', at: new Date(t.clock.now()).toISOString() });
+      t.fake.runner.emit({ type: 'JOB_COMPLETED', jobName: 'build', result: 'Succeeded' });
+      await settle();
+      t.clock.increment(39_999);
+      await settle();
+      expect(t.fake.runner.stops).toEqual([]);
+      t.clock.increment(1);
+      await settle();
+      expect(t.actor.getSnapshot().value).toEqual({ withRunner: { draining: 'signalling' } });
+      expect(t.fake.runner.stops).toEqual([{ type: 'STOP' }]); // the job ended by itself: nothing to tell its log
+      t.fake.runner.emit({ type: 'RUNNER_EXITED', exitCode: 0, signal: null });
+      await settle();
+      expect(t.finalMessage()[0]).toMatchObject({ status: 'success', job_result: 'Succeeded', error: null });
+    });
+
+    it('the result grace defaults to 45 s, above the listener and worker waits of 30 s', async () => {
+      const t = start({}, (f) => (f.runner.exitOnStop = false));
+      await waiting(t);
+      t.fake.runner.emit({ type: 'JOB_STARTED', jobName: 'build', at: new Date(t.clock.now()).toISOString() });
+      t.fake.runner.emit({ type: 'JOB_COMPLETED', jobName: 'build', result: 'Failed' });
+      await settle();
+      t.clock.increment(44_999);
+      await settle();
+      expect(t.fake.runner.stops).toEqual([]);
+      t.clock.increment(1);
+      await settle();
+      expect(t.fake.runner.stops).toEqual([{ type: 'STOP' }]);
+    });
   });
 
   it('a non-numeric timeout ends the boot as bootstrap_failed naming the variable, and still terminates', async () => {

@@ -6,13 +6,13 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { createWorld, JIT_SECRET, JOB_ID, RUN_ID, TOKEN_SECRET, type World } from './support/agent-world.js';
 import { startDenyProxy, type DenyProxy } from './support/deny-proxy.js';
 import { readRunnerEnv } from './support/fake-runner.js';
+import { jitFileDigests } from './support/jit.js';
 import { MOTO_REGION, startMoto, type Moto } from './support/moto.js';
 import { decodeAsOrchestrator, misread, orchestratorVerdicts } from './support/orchestrator.js';
 
@@ -35,7 +35,6 @@ afterEach(async () => {
 /** What scripts/agent-bootstrap.sh gives a real fleet's instance: its id and region, nothing else of ours. */
 const fleetEnv = (w: World) => ({ RUNS_FLEET_INSTANCE_ID: w.instanceId, AWS_REGION: MOTO_REGION, RUNS_FLEET_TERMINATION_QUEUE_URL: undefined });
 const states = (logs: Record<string, unknown>[]) => logs.filter((l) => l.msg === 'state').map((l) => l.state);
-const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
 async function expectBothParametersGone(w: World) {
   expect(await w.parameterExists(w.parameterName)).toBe(false);
@@ -59,7 +58,8 @@ describe('the agent with the orchestrator’s configs and decoder', () => {
     expect(rendered.jit_config_chars).toBeGreaterThan(4000);
     expect(rendered.config_chars + rendered.jit_config_chars!).toBeGreaterThan(4096);
     expect(rendered.credential_chars).toBeLessThan(4096);
-    expect(readFileSync(join(w.runnerDir, '_diag', 'jit-sha256.txt'), 'utf8').trim()).toBe(rendered.jit_config_sha256);
+    // The runner started from the exact files the original carries (decoded by the agent into the runner root).
+    expect(readFileSync(join(w.runnerDir, '_diag', 'config-files.sha256'), 'utf8')).toBe(rendered.jit_files_sha256);
     expect(existsSync(join(w.runnerDir, '_diag', 'config-args.json'))).toBe(false); // JIT: no config.sh
     // Found within one fast poll of being written.
     const found = run.logs.find((l) => l.msg === 'runner config read and deleted')!;
@@ -112,7 +112,7 @@ describe('the agent with the orchestrator’s configs and decoder', () => {
 
     expect(run.exitCode).toBe(0);
     expect(run.logs.find((l) => l.msg === 'runner config read and deleted')).toMatchObject({ layout: 'legacy', mode: 'jit' });
-    expect(readFileSync(join(w.runnerDir, '_diag', 'jit-sha256.txt'), 'utf8').trim()).toBe(sha256(JIT_SECRET));
+    expect(readFileSync(join(w.runnerDir, '_diag', 'config-files.sha256'), 'utf8')).toBe(jitFileDigests(JIT_SECRET));
     expect(existsSync(join(w.runnerDir, '_diag', 'config-args.json'))).toBe(false);
     const verdicts = await orchestratorVerdicts(w);
     expect(verdicts.map((v) => [v.status, v.verdict.action, v.verdict.result])).toEqual([

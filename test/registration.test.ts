@@ -6,7 +6,7 @@
  */
 import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -24,6 +24,7 @@ import { runnerUserTests } from './support/runner-user-tests.js';
 import { TEST_USER } from './support/test-user.js';
 import { resolveRunnerUser, type RunnerUser } from '../services/runner/user.js';
 import { jobHookPaths } from '../services/runner/job-hooks.js';
+import { fakeJitConfig } from './support/jit.js';
 
 const VERSION = '2.330.0';
 const TOKEN = 'AABBCCDDEEFFREGISTRATIONTOKEN';
@@ -200,14 +201,46 @@ describe('registration with the fake actions/runner', () => {
     );
   });
 
-  asUser('JIT mode: nothing is run, hooks installed, runner dir given to the runner user', async () => {
+  asUser("JIT mode: nothing is run; the config's files decoded into the runner root as the runner user's 0600 files; hooks installed", async () => {
     const h = await prepare({ jobSpec: { mode: 'jit' } });
-    h.vault.set('jit_config', 'eyJqaXQiOiJjb25maWcifQ==');
+    const jit = fakeJitConfig('reg-test');
+    h.vault.set('jit_config', jit);
     await register(h);
     await expect(stat(join(h.dir, '_diag/config-args.json'))).rejects.toThrow();
-    await expect(stat(join(h.dir, '.runner'))).rejects.toThrow();
+    const files = JSON.parse(Buffer.from(jit, 'base64').toString('utf8')) as Record<string, string>;
+    for (const name of ['.runner', '.credentials', '.credentials_rsaparams']) {
+      const st = await stat(join(h.dir, name));
+      expect([st.uid, st.mode & 0o777]).toEqual([user.uid, 0o600]);
+      expect(await readFile(join(h.dir, name))).toEqual(Buffer.from(files[name]!, 'base64'));
+    }
     expect(await filesNotOwnedBy(h.dir, user.uid)).toEqual([]);
     expect((await stat(join(h.stateDir, 'hooks/job-started.sh'))).isFile()).toBe(true);
+  });
+
+  it.each([
+    ['not base64', 'not base64 at all!', /the config is not base64/],
+    ['base64 of something else', Buffer.from('hello').toString('base64'), /does not hold a JSON object/],
+    ['an entry that is a path', Buffer.from(JSON.stringify({ '.runner': 'eA==', '.credentials': 'eA==', '../../etc/ld.so.preload': 'eA==' })).toString('base64'), /entry "\.\.\/\.\.\/etc\/ld\.so\.preload" is not a runner file name/],
+    ['no credentials', Buffer.from(JSON.stringify({ '.runner': 'eA==' })).toString('base64'), /it has no \.credentials/],
+  ])('a JIT config that is %s: a RegistrationError naming what is wrong, never quoting it, nothing written', async (_name, jit, error) => {
+    const h = await prepare({ runnerUser: 'root', jobSpec: { mode: 'jit' } });
+    h.vault.set('jit_config', jit);
+    const failure = await register(h).then(() => undefined, (e: Error) => e);
+    expect(failure?.name).toBe('RegistrationError');
+    expect(failure?.message).toMatch(error);
+    expect(failure?.message).not.toContain(jit);
+    await expect(stat(join(h.dir, '.runner'))).rejects.toThrow();
+  });
+
+  it('the JIT files are written through the pinned runner dir: a planted .credentials symlink is replaced, not followed', async () => {
+    const h = await prepare({ runnerUser: 'root', jobSpec: { mode: 'jit' } });
+    const outside = join(h.dir, '..', 'outside-target');
+    await writeFile(outside, 'root-owned\n');
+    await symlink(outside, join(h.dir, '.credentials'));
+    h.vault.set('jit_config', fakeJitConfig('reg-test'));
+    await register(h);
+    expect(await readFile(outside, 'utf8')).toBe('root-owned\n');
+    expect((await lstat(join(h.dir, '.credentials'))).isFile()).toBe(true);
   });
 
   it('JIT mode without a JIT config, token mode without a token: RegistrationError', async () => {

@@ -59,6 +59,8 @@ describe('buildRunnerEnv', () => {
       PIPX_HOME: '/opt/pipx',
       PIPX_BIN_DIR: '/opt/pipx_bin',
       RUNNER_MANUALLY_TRAP_SIG: '1',
+      // A version GitHub refuses makes run.sh exit 7 (src/Runner.Listener/Program.cs, run.sh), not 0.
+      ACTIONS_RUNNER_RETURN_VERSION_DEPRECATED_EXIT_CODE: '1',
     });
   });
 

@@ -5,11 +5,12 @@
  */
 import { describe, it, expect, afterAll } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
+import { existsSync, lstatSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { dirname } from 'node:path';
-import { hooksUsableBy, installJobHooks, jobHookPaths, readJobIdentity } from '../services/runner/job-hooks.js';
+import { annotation, hooksUsableBy, installJobHooks, jobHookPaths, readJobIdentity, writeNotice } from '../services/runner/job-hooks.js';
 import { runnerUserTests } from './support/runner-user-tests.js';
 
 
@@ -147,5 +148,52 @@ describe('job hooks', () => {
     const again = await installJobHooks(dir);
     expect(runHook(again.started, GITHUB, false).status).toBe(0);
     expect(await readJobIdentity(dir)).toMatchObject({ runId: '1234567890' });
+  });
+
+  describe("the agent's word in the job's own log", () => {
+    asUser('the completed hook prints the agent\'s notice (an ::error for a stop, a ::warning for memory), as the runner user, and still exits 0', async () => {
+      const dir = await stateDir();
+      const hooks = await installJobHooks(dir, user);
+      // A normal job: no notice, no annotation.
+      expect(runHook(hooks.completed, GITHUB, true)).toMatchObject({ status: 0, stdout: '' });
+      writeNotice(hooks.jobNotice, [
+        annotation('warning', 'low memory at 12:01:07Z: 150 MB available, below the 200 MB minimum'),
+        annotation('error', 'spot interruption notice at 12:03:41Z: the instance is being reclaimed'),
+      ]);
+      expect((await stat(hooks.jobNotice)).uid).toBe(0);
+      expect((await stat(hooks.jobNotice)).mode & 0o777).toBe(0o644); // the runner user reads it, cannot change it
+      expect((await stat(dirname(hooks.jobNotice))).uid).toBe(0);
+      const done = runHook(hooks.completed, GITHUB, true);
+      expect(done.status).toBe(0);
+      expect(done.stdout.split('\n').filter(Boolean)).toEqual([
+        '::warning title=runs-fleet::low memory at 12:01:07Z: 150 MB available, below the 200 MB minimum',
+        '::error title=runs-fleet::spot interruption notice at 12:03:41Z: the instance is being reclaimed',
+      ]);
+      // Max runtime, and a text that would break the command is escaped as the runner unescapes it.
+      writeNotice(hooks.jobNotice, [annotation('error', 'max runtime of 360 minutes reached at 18:03:00Z\n::error::forged 100%')]);
+      expect(runHook(hooks.completed, GITHUB, true).stdout).toBe('::error title=runs-fleet::max runtime of 360 minutes reached at 18:03:00Z%0A::error::forged 100%25\n');
+      // The started hook prints its own notice (the instance, the limits) the same way.
+      writeNotice(hooks.startedNotice, ['runs-fleet: this job runs on instance i-0abc (t3.medium, spot, us-east-1a).']);
+      expect(runHook(hooks.started, GITHUB, true)).toMatchObject({ status: 0, stdout: 'runs-fleet: this job runs on instance i-0abc (t3.medium, spot, us-east-1a).\n' });
+      // The runner user cannot write the notice dir.
+      const forge = spawnSync('sh', ['-c', `echo '::error::forged' > "$0"`, join(dirname(hooks.jobNotice), 'x')], { uid: user.uid, gid: user.gid, encoding: 'utf8' });
+      expect(forge.status).not.toBe(0);
+      // A reinstall (a new boot) drops the last one's notices.
+      await installJobHooks(dir, user);
+      expect(runHook(hooks.completed, GITHUB, true).stdout).toBe('');
+    });
+
+    it('writeNotice replaces a planted symlink instead of writing through it; no lines removes the file', async () => {
+      const dir = await stateDir();
+      const hooks = await installJobHooks(dir);
+      const outside = join(dirname(dir), 'outside.txt');
+      await writeFile(outside, 'untouched\n');
+      await symlink(outside, hooks.jobNotice);
+      writeNotice(hooks.jobNotice, [annotation('error', 'x')]);
+      expect(readFileSync(outside, 'utf8')).toBe('untouched\n');
+      expect(lstatSync(hooks.jobNotice).isFile()).toBe(true);
+      writeNotice(hooks.jobNotice, []);
+      expect(existsSync(hooks.jobNotice)).toBe(false);
+    });
   });
 });

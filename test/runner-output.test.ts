@@ -4,7 +4,7 @@
  */
 import { describe, it, expect } from '@jest/globals';
 import { LineRedactor } from '../services/logs/line-redactor.js';
-import { parseRunnerLine } from '../services/runner/output.js';
+import { fatalRunnerLine, parseRunnerLine } from '../services/runner/output.js';
 import { SecretVault } from '../services/secrets.js';
 
 interface Piece {
@@ -113,5 +113,33 @@ describe('parseRunnerLine', () => {
     ]) {
       expect(parseRunnerLine(line)).toBeUndefined();
     }
+  });
+});
+
+describe('lines after which the runner never gets its job (v2.336.0: Program.cs, MessageListener.cs, BrokerMessageListener.cs, Runner.cs)', () => {
+  it.each([
+    ['An error occurred: Runner version v2.329.0 is deprecated and cannot receive messages.', 'deprecated'],
+    ['Runner listener exit with deprecated version exit code: 7.', 'deprecated'],
+    ['A session for this runner already exists.', 'session-exists'],
+    ['The runner no longer exists on the server. Please reconfigure the runner.', 'runner-gone'],
+    ['The runner no longer exists on the server. Cleaning up local configuration.', 'runner-gone'],
+    [
+      'Failed to create a session. The runner registration has been deleted from the server, please re-configure. Runner registrations are automatically deleted for runners that have not connected to the service recently.',
+      'registration-deleted',
+    ],
+    ['An error occurred: Not configured. Run config.sh to configure the runner.', 'error'],
+    ['An error occured: Access denied. System:ServiceIdentity needs View permissions', 'error'], // before v2.333.0
+  ])('%s → %s', (line, reason) => {
+    expect(fatalRunnerLine(`${line}\r`)).toEqual({ kind: 'fatal', reason, line });
+  });
+
+  it.each([
+    "Warning: '--once' is going to be deprecated in the future, please consider using '--ephemeral' during runner registration.",
+    'Runner connect error: The HTTP request timed out. Retrying until reconnected.',
+    '2025-01-01 12:00:00Z: Listening for Jobs',
+    'echo An error occurred: inside a step',
+    '',
+  ])('not fatal: %s', (line) => {
+    expect(fatalRunnerLine(line)).toBeUndefined();
   });
 });

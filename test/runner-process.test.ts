@@ -3,6 +3,7 @@
  * groups) run by the real service and actor — as a non-root runner user, with the
  * allow-listed environment, parsed into machine events, drained by STOP.
  */
+import { fakeJitConfig } from './support/jit.js';
 import { describe, it, expect, beforeAll, afterAll } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -26,7 +27,7 @@ import { resolveRunnerUser, type RunnerUser } from '../services/runner/user.js';
 import type { JobHookPaths } from '../services/runner/job-hooks.js';
 
 const VERSION = '2.330.0';
-const JIT_CONFIG = 'eyJmYWtlIjoiaml0LWNvbmZpZy1zZWNyZXQifQ==';
+const JIT_CONFIG = fakeJitConfig('runner-process-test');
 const CACHE_TOKEN = 'cache-token-secret-123';
 const CACHE_URL = 'https://cache.example.test/tenant/';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -225,7 +226,7 @@ describe('runner process (fake actions/runner)', () => {
     expect(Object.keys(env).filter((k) => /^(AWS_|RUNS_FLEET_)/.test(k))).toEqual([]);
     expect(env.NODE_OPTIONS).toBeUndefined();
     expect(env.SOME_OTHER_VAR).toBe('x'); // an operator's variable from the unit reaches the job
-    expect(env.ACTIONS_RUNNER_INPUT_JITCONFIG).toBeUndefined(); // the runner consumed it
+    expect(env.ACTIONS_RUNNER_INPUT_JITCONFIG).toBeUndefined(); // never given: registering wrote the config's files
     const raw = await readFile(join(h.dir, '_diag/env.txt'), 'utf8');
     for (const secret of ['agent-aws-secret', 'agent-session-token', JIT_CONFIG]) expect(raw).not.toContain(secret);
   });
@@ -297,11 +298,12 @@ describe('runner process (fake actions/runner)', () => {
     await assertNothingLeft(pid);
   });
 
-  asUser("'crash': no listening, stderr handed on as stderr, RUNNER_EXITED with the code", async () => {
+  asUser("'crash': no listening, stderr handed on as stderr, its error line a RUNNER_FATAL, RUNNER_EXITED with run.sh's 0", async () => {
     const r = start(await prepare({ override: { behavior: 'crash' } }));
     await r.waitFor(() => !!r.exited(), 'exit');
-    expect(types(r.events)).toEqual(['RUNNER_SPAWNED', 'RUNNER_EXITED']);
-    expect(r.exited()).toMatchObject({ exitCode: 1, signal: null });
+    expect(types(r.events)).toEqual(['RUNNER_SPAWNED', 'RUNNER_FATAL', 'RUNNER_EXITED']);
+    expect(r.events).toContainEqual(expect.objectContaining({ type: 'RUNNER_FATAL', reason: 'error', line: 'An error occurred: fake crash' }));
+    expect(r.exited()).toMatchObject({ exitCode: 0, signal: null });
     expect(r.lines).toContainEqual(expect.objectContaining({ line: 'An error occurred: fake crash', stream: 'stderr' }));
   });
 

@@ -7,6 +7,7 @@
  *   (the agent's V8 flags would slow the job's node);
  * - what the runner takes as input or the agent sets itself: `ACTIONS_RUNNER_INPUT_*`,
  *   `ACTIONS_RUNNER_HOOK_*`, `RUNNER_ALLOW_RUNASROOT`, `RUNNER_MANUALLY_TRAP_SIG`,
+ *   `ACTIONS_RUNNER_RETURN_VERSION_DEPRECATED_EXIT_CODE`,
  *   `ACTIONS_CACHE_URL`, `ACTIONS_RUNTIME_TOKEN`;
  * - the agent's identity and its service: HOME, USER, LOGNAME, SHELL, MAIL, `SUDO_*`, and what
  *   systemd sets for a unit (INVOCATION_ID, JOURNAL_STREAM, NOTIFY_SOCKET, `LISTEN_*`,
@@ -15,7 +16,8 @@
  * - any variable whose value holds a secret the agent knows (JIT config, tokens).
  * From the runner user: HOME, USER, LOGNAME, SHELL.
  * Set by the agent: RUNNER_MANUALLY_TRAP_SIG=1 (run.sh forwards SIGTERM to the listener
- * as SIGINT), RUNNER_ALLOW_RUNASROOT=1 only when the runner user is root, the job hooks,
+ * as SIGINT), ACTIONS_RUNNER_RETURN_VERSION_DEPRECATED_EXIT_CODE=1 (a version GitHub refuses
+ * makes run.sh exit 7, v2.333.0+, instead of 0), RUNNER_ALLOW_RUNASROOT=1 only when the runner user is root, the job hooks,
  * and the cache endpoint.
  *
  * Cache: `cache_url` → `ACTIONS_CACHE_URL`, and `cache_token` → `ACTIONS_RUNTIME_TOKEN`
@@ -24,8 +26,8 @@
  * JavaScript actions the runner sets its own per-step values from the job message,
  * which win; ours are what shell steps and tools that read the environment see.
  *
- * Secrets that only the runner's own startup reads (`ACTIONS_RUNNER_INPUT_JITCONFIG`,
- * `ACTIONS_RUNNER_INPUT_TOKEN`) are added by the caller.
+ * The registration token that only config.sh reads (`ACTIONS_RUNNER_INPUT_TOKEN`) is added by
+ * the caller; the JIT config is never in an environment (registering writes its files, jit-files.ts).
  */
 import type { JobSpec } from '../domain.js';
 import type { JobHookPaths } from './job-hooks.js';
@@ -41,6 +43,7 @@ const WITHHELD = new Set([
   'NODE_OPTIONS',
   'RUNNER_ALLOW_RUNASROOT',
   'RUNNER_MANUALLY_TRAP_SIG',
+  'ACTIONS_RUNNER_RETURN_VERSION_DEPRECATED_EXIT_CODE',
   'ACTIONS_CACHE_URL',
   'ACTIONS_RUNTIME_TOKEN',
   'HOME',
@@ -97,6 +100,7 @@ export function buildRunnerEnv(input: RunnerEnvInput): Record<string, string> {
   if (input.user.shell) env.SHELL = input.user.shell;
 
   env.RUNNER_MANUALLY_TRAP_SIG = '1';
+  env.ACTIONS_RUNNER_RETURN_VERSION_DEPRECATED_EXIT_CODE = '1';
   if (input.user.isRoot) env.RUNNER_ALLOW_RUNASROOT = '1';
 
   if (input.hooks) {

@@ -10,19 +10,32 @@
  * with `readJobIdentity`. Output parsing stays the primary signal: nothing
  * depends on the hooks having run.
  *
+ * The hooks also carry the agent's word into the job's own log, which is what the developer
+ * sees in GitHub: the started hook prints `notice/job-started.txt` (the instance, and what
+ * would stop the job), the completed hook prints `notice/job-notice.txt` (a `::error` naming
+ * why the agent stopped the job, a `::warning` for low memory). Only the agent writes them.
+ * But the runner skips every remaining step, `always()` ones included, once the listener was
+ * signalled (src/Runner.Worker/StepsRunner.cs: "Skip evaluate condition on runner shutdown"),
+ * so after a stop the completed hook does not run: the reason reaches the job's log only when
+ * the job ended by itself (a memory warning) — see docs/operations.md.
+ *
  * Layout (the runner user can read and run the hooks but not change them; it can
  * write only the job dir):
  *   {stateDir}/            agent's, gains the search bit (o+x) so the runner user can reach below
  *   {stateDir}/hooks/      root-owned 0755: job-started.sh, job-completed.sh (0755)
+ *   {stateDir}/notice/     root-owned 0755: job-started.txt, job-notice.txt (0644), the agent's only
  *   {stateDir}/job/        owned by the runner user, 0755
  */
-import { constants } from 'node:fs';
-import { chmod, chown, mkdir, open, rename, stat, writeFile } from 'node:fs/promises';
+import { closeSync, constants, fchmodSync, openSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmod, chown, mkdir, open, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
 
 export const HOOKS_SUBDIR = 'hooks';
 export const JOB_SUBDIR = 'job';
+export const NOTICE_SUBDIR = 'notice';
+/** The most of a notice file a hook prints. */
+const NOTICE_MAX_BYTES = 16 * 1024;
 
 export interface JobHookPaths {
   /** Absolute path for ACTIONS_RUNNER_HOOK_JOB_STARTED. */
@@ -31,6 +44,10 @@ export interface JobHookPaths {
   completed: string;
   /** Directory the hooks write to (runner-writable). */
   jobDir: string;
+  /** What the started hook prints (the agent writes it before run.sh starts). */
+  startedNotice: string;
+  /** What the completed hook prints: annotation lines the agent writes while the job runs. */
+  jobNotice: string;
 }
 
 export interface JobIdentity {
@@ -50,12 +67,43 @@ export function jobHookPaths(stateDir: string): JobHookPaths {
     started: join(stateDir, HOOKS_SUBDIR, 'job-started.sh'),
     completed: join(stateDir, HOOKS_SUBDIR, 'job-completed.sh'),
     jobDir: join(stateDir, JOB_SUBDIR),
+    startedNotice: join(stateDir, NOTICE_SUBDIR, 'job-started.txt'),
+    jobNotice: join(stateDir, NOTICE_SUBDIR, 'job-notice.txt'),
   };
 }
 
-/** The hook script for one event; `jobDir` is baked in (the job cannot redirect it). */
-export function hookScript(event: 'started' | 'completed', jobDir: string): string {
-  const target = join(jobDir, `job-${event}.json`);
+/** A workflow command's message, escaped as the runner unescapes it (`%`, CR, LF). */
+export function escapeCommandData(text: string): string {
+  return text.replaceAll('%', '%25').replaceAll('\r', '%0D').replaceAll('\n', '%0A');
+}
+
+/** One annotation line of the job's log, from the agent. */
+export function annotation(level: 'error' | 'warning', text: string): string {
+  return `::${level} title=runs-fleet::${escapeCommandData(text)}`;
+}
+
+/**
+ * Replace a notice file (root-owned dir: temp file + rename, never through a link). Synchronous:
+ * a stop's notice is in place before the runner is signalled. `lines` empty removes it.
+ */
+export function writeNotice(file: string, lines: readonly string[]): void {
+  if (lines.length === 0) return rmSync(file, { force: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  rmSync(tmp, { force: true });
+  const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+  try {
+    writeFileSync(fd, lines.join('\n') + '\n');
+    fchmodSync(fd, 0o644);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, file);
+}
+
+/** The hook script for one event; its paths are baked in (the job cannot redirect them). */
+export function hookScript(event: 'started' | 'completed', paths: Pick<JobHookPaths, 'jobDir' | 'startedNotice' | 'jobNotice'>): string {
+  const target = join(paths.jobDir, `job-${event}.json`);
+  const notice = event === 'started' ? paths.startedNotice : paths.jobNotice;
   return `#!/bin/bash
 # runs-fleet job hook (${event}): records the job's identity for the agent.
 # It must never fail the job: errexit off, exit status forced to 0, local files only.
@@ -79,6 +127,9 @@ tmp="$target.$$.tmp"
   printf ',"workflow":%s' "$(json "$GITHUB_WORKFLOW")"
   printf '}\\n'
 } > "$tmp" && mv -f "$tmp" "$target" || rm -f "$tmp"
+# The agent's word for the job's log (root-owned, the agent's only): printed, never run.
+notice=${shellQuote(notice)}
+[ -f "$notice" ] && [ ! -L "$notice" ] && head -c ${NOTICE_MAX_BYTES} -- "$notice"
 exit 0
 `;
 }
@@ -103,10 +154,14 @@ export async function installJobHooks(stateDir: string, owner?: { uid: number; g
   await mkdir(paths.jobDir, { recursive: true, mode: 0o755 });
   await chmod(paths.jobDir, 0o755);
   if (owner) await chown(paths.jobDir, owner.uid, owner.gid);
+  const noticeDir = dirname(paths.jobNotice);
+  await rm(noticeDir, { recursive: true, force: true }); // a previous boot's notices are not this job's
+  await mkdir(noticeDir, { recursive: true, mode: 0o755 });
+  await chmod(noticeDir, 0o755);
   for (const event of ['started', 'completed'] as const) {
     const file = event === 'started' ? paths.started : paths.completed;
     const tmp = `${file}.tmp`;
-    await writeFile(tmp, hookScript(event, paths.jobDir), { mode: 0o755 });
+    await writeFile(tmp, hookScript(event, paths), { mode: 0o755 });
     await chmod(tmp, 0o755);
     await rename(tmp, file);
   }

@@ -4,6 +4,10 @@
  *
  * `parseRunnerLine` recognises the lines actions/runner prints on stdout
  * (docs/runner-and-aws-facts.md); timestamps are `yyyy-MM-dd HH:mm:ssZ`, UTC.
+ * `fatalRunnerLine` recognises, on stdout or stderr (`Terminal.WriteError` writes to
+ * stderr), the lines after which this ephemeral runner will never get its job
+ * (actions/runner v2.336.0: src/Runner.Listener/Program.cs, MessageListener.cs,
+ * BrokerMessageListener.cs, Runner.cs; src/Misc/layoutroot/run-helper.sh.template).
  */
 
 export const JOB_RESULTS = ['Succeeded', 'SucceededWithIssues', 'Failed', 'Canceled', 'Skipped', 'Abandoned'] as const;
@@ -14,6 +18,30 @@ export type RunnerOutputEvent =
   | { kind: 'listening'; at: string }
   | { kind: 'job-started'; jobName: string; at: string }
   | { kind: 'job-completed'; jobName: string; result: JobResult; at: string };
+
+/** Why the runner will never get its job, from one of its lines. */
+export type RunnerFatalReason = 'deprecated' | 'session-exists' | 'runner-gone' | 'registration-deleted' | 'error';
+
+export type RunnerFatalLine = { kind: 'fatal'; reason: RunnerFatalReason; line: string };
+
+const FATAL_LINES: [RegExp, RunnerFatalReason][] = [
+  // The server's 403 for a refused version ("Runner version v2.329.0 is deprecated and cannot receive
+  // messages", printed as "An error occurred: …"), and run-helper.sh's line for exit code 7.
+  [/\bversion\b.*\bis deprecated\b|\bdeprecated version exit code\b/i, 'deprecated'],
+  [/A session for this runner already exists/, 'session-exists'],
+  [/The runner no longer exists on the server/, 'runner-gone'],
+  [/registration has been deleted/, 'registration-deleted'],
+  // Program.cs before exiting; "occured" until v2.333.0.
+  [/^An error occur{1,2}ed\b/, 'error'],
+];
+
+/** A (whole, redacted) line after which this runner will never get its job, if it is one. */
+export function fatalRunnerLine(raw: string): RunnerFatalLine | undefined {
+  const line = raw.trim();
+  if (line.length === 0 || line.length > 4096) return undefined;
+  for (const [pattern, reason] of FATAL_LINES) if (pattern.test(line)) return { kind: 'fatal', reason, line };
+  return undefined;
+}
 
 const TS = '(\\d{4}-\\d{2}-\\d{2}) (\\d{2}:\\d{2}:\\d{2})Z';
 const CONNECTED = /^(?:√\s*)?Connected to GitHub$/;

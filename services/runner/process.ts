@@ -2,8 +2,8 @@
  * `run.sh` as a supervised process.
  *
  * - Spawned as the runner user, in its own session and process group (`detached`),
- *   with the allow-listed environment (runner-env.ts); in JIT mode the JIT config
- *   rides in `ACTIONS_RUNNER_INPUT_JITCONFIG` (environment, never argv).
+ *   with the allow-listed environment (runner-env.ts); in JIT mode the config is already
+ *   in the runner root (registering wrote its files), so no secret rides in argv or env.
  * - stdout and stderr are read as bytes, split into lines (runner-output.ts), each
  *   line redacted, handed to `onLine`, and parsed into machine events.
  * - `RUNNER_EXITED` is sent once the leader exited AND its output was fully read.
@@ -23,10 +23,10 @@ import type { Logger } from 'pino';
 import type { InstalledRunner, JobSpec, RunnerEvent } from '../domain.js';
 import { describeError } from '../errors.js';
 import { JobCgroup, killProcessesOfUid, procFiles } from './job-cgroup.js';
-import type { JobHookPaths } from './job-hooks.js';
+import { annotation, writeNotice, type JobHookPaths } from './job-hooks.js';
 import { buildRunnerEnv } from './env.js';
 import { LineRedactor } from '../logs/line-redactor.js';
-import { parseRunnerLine } from './output.js';
+import { fatalRunnerLine, parseRunnerLine } from './output.js';
 import { commandAs, type RunnerUser } from './user.js';
 import type { SecretVault } from '../secrets.js';
 import type { Env, Settings } from '../settings.js';
@@ -139,8 +139,13 @@ export interface RunnerProcessOptions {
 }
 
 export interface RunnerProcessHandle {
-  /** Graceful stop: SIGTERM to run.sh's process group (sent as soon as it is spawned, if it is not yet). */
-  stop(): void;
+  /**
+   * Graceful stop: SIGTERM to run.sh's process group (sent as soon as it is spawned, if it is not yet).
+   * `notice` (why) is put first where the job-completed hook prints it, as an `::error` annotation.
+   */
+  stop(notice?: string): void;
+  /** A `::warning` annotation for the job's log (the job-completed hook prints it), the job going on. */
+  note(notice: string): void;
   /** SIGKILL to all of the job: its session, its cgroup, its uid. */
   kill(): void;
   /** The owner is done: kill whatever is left, send no more events. */
@@ -169,6 +174,8 @@ class RunnerProcess {
   private readonly done = new Promise<void>((r) => (this.resolveDone = r));
   private cgroup: JobCgroup | undefined;
   private runnerUid: number | undefined;
+  /** Annotation lines for the job's log so far (job-hooks.ts `writeNotice`). */
+  private readonly notices: string[] = [];
   private readonly onAgentExit = () => {
     if (this.pid !== undefined) this.killEverything();
   };
@@ -185,7 +192,11 @@ class RunnerProcess {
   handle(): RunnerProcessHandle {
     const self = this;
     return {
-      stop: () => this.stop(),
+      stop: (notice?: string) => {
+        if (notice) this.note(annotation('error', notice));
+        this.stop();
+      },
+      note: (notice: string) => this.note(annotation('warning', notice)),
       kill: () => this.kill('the drain grace is over'),
       dispose: () => this.dispose(),
       get pid() {
@@ -215,11 +226,8 @@ class RunnerProcess {
       hooks, // only when the runner user can run them (registering checked): a hook it cannot run would fail the job
       vault,
     });
-    if (jobSpec.mode === 'jit') {
-      const jit = vault.get('jit_config');
-      if (!jit) this.log.error('JIT mode but no JIT config in the vault: run.sh will refuse to start');
-      else env.ACTIONS_RUNNER_INPUT_JITCONFIG = jit;
-    }
+    // JIT mode: registering decoded the config into the runner root (jit-files.ts); run.sh starts
+    // configured, and the config is in no process's environment for the job to read.
 
     // Everything run.sh starts stays in this cgroup, however it detaches (services/runner/job-cgroup.ts).
     this.cgroup = user.switchUser ? JobCgroup.open(`runs-fleet-runner-${process.pid}-${++cgroupSerial}`) : undefined;
@@ -325,7 +333,14 @@ class RunnerProcess {
     } catch (error) {
       this.log.warn({ err: describeError(error) }, 'runner line handler failed');
     }
-    if (continued || stream !== 'stdout') return;
+    if (continued) return;
+    // Error lines come on stderr (Terminal.WriteError), the rest on stdout.
+    const fatal = fatalRunnerLine(line);
+    if (fatal) {
+      this.log.warn({ reason: fatal.reason, stream }, 'the runner printed a line after which it will not get its job');
+      return this.send({ type: 'RUNNER_FATAL', reason: fatal.reason, line: fatal.line });
+    }
+    if (stream !== 'stdout') return;
     const parsed = parseRunnerLine(line);
     if (!parsed) return;
     switch (parsed.kind) {
@@ -350,6 +365,16 @@ class RunnerProcess {
       this.o.send(event);
     } catch (error) {
       this.log.error({ err: describeError(error), event: event.type }, 'sending a runner event failed');
+    }
+  }
+
+  private note(notice: string): void {
+    if (!this.o.hooks || this.notices.length >= 20 || this.notices.includes(notice)) return;
+    this.notices.push(notice);
+    try {
+      writeNotice(this.o.hooks.jobNotice, this.notices);
+    } catch (error) {
+      this.log.warn({ err: describeError(error) }, "the notice for the job's log could not be written");
     }
   }
 

@@ -3,7 +3,9 @@
  *
  * Both modes: resolve the runner user, install the job hooks, give the runner dir to
  * the runner user (when the agent is root and switches user).
- * - JIT mode (`jit_config`): nothing to run — `run.sh` gets the config in its environment.
+ * - JIT mode (`jit_config`): nothing to run — the config's files (`.runner`, `.credentials`,
+ *   `.credentials_rsaparams`) are decoded into the runner root as the listener would
+ *   (jit-files.ts), and run.sh starts configured, the config kept out of its environment.
  * - Token mode (`jit_token`): `config.sh --unattended --url ... --name ... --labels ...
  *   --runnergroup ... --work _work --ephemeral --disableupdate --replace` as the runner
  *   user. The token goes in the environment as `ACTIONS_RUNNER_INPUT_TOKEN` (the runner
@@ -18,6 +20,7 @@ import type { Logger } from 'pino';
 import type { InstalledRunner, JobSpec } from '../domain.js';
 import { RegistrationError } from '../errors.js';
 import { hooksUsableBy, installJobHooks, type JobHookPaths } from './job-hooks.js';
+import { decodeJitConfig, writeJitFiles } from './jit-files.js';
 import { killSession } from './process.js';
 import { registrationUrl } from './config.js';
 import { buildRunnerEnv } from './env.js';
@@ -88,8 +91,15 @@ export async function registerRunnerService(input: RegisterInput, deps: Registra
   await prepareRunnerDir(runner.dir, user);
 
   if (jobSpec.mode === 'jit') {
-    if (!deps.vault.get('jit_config')) throw new RegistrationError('JIT mode but no JIT config in the vault');
-    log.info('JIT mode: nothing to register, run.sh gets the JIT config in its environment');
+    const jit = deps.vault.get('jit_config');
+    if (!jit) throw new RegistrationError('JIT mode but no JIT config in the vault');
+    const files = decodeJitConfig(jit);
+    try {
+      const names = await writeJitFiles(runner.dir, files, user.switchUser ? user : undefined);
+      log.info({ files: names }, 'JIT mode: the config decoded into the runner root (run.sh starts configured, the config not in its environment)');
+    } catch (error) {
+      throw new RegistrationError(`cannot write the JIT config's files into ${runner.dir}: ${(error as Error).message}`, { cause: error });
+    }
     return registered;
   }
 

@@ -4,6 +4,7 @@
  * the runner config in SSM. Used by the end-to-end tests, the fault-injection suite,
  * `make demo` and `make bench`.
  */
+import { fakeJitConfig } from './jit.js';
 import { CloudWatchLogsClient, CreateLogGroupCommand, GetLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
 import { DescribeInstancesCommand, EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
@@ -21,7 +22,8 @@ import { putConfigAsOrchestrator, type OrchestratorConfig, type Rendered } from 
 import { ensureUser, WORKER_SUFFIX } from './test-user.js';
 
 export const RUNNER_VERSION = '2.330.0';
-export const JIT_SECRET = 'eyJmYWtlIjoiaml0LWNvbmZpZy1zZWNyZXQtdmFsdWUifQ==';
+/** A JIT config shaped like GitHub's (its files: .runner, .credentials, .credentials_rsaparams). */
+export const JIT_SECRET = fakeJitConfig('runs-fleet-test', 'jit-config-secret-value');
 export const TOKEN_SECRET = 'AABBCCREGISTRATIONTOKENSECRET42';
 export const CACHE_SECRET = 'cache-token-secret-9f8e7d';
 export const RUN_ID = '9876543210';

@@ -77,6 +77,8 @@ export class FakeActors {
     spawned: 0,
     alive: false,
     stops: [] as RunnerCommand[],
+    /** NOTE commands (a notice for the job's log, the job going on). */
+    notes: [] as string[],
     /** When true, a STOP makes the fake runner print Canceled and exit at once. */
     exitOnStop: true,
     sendBack: undefined as undefined | ((event: AgentEvent) => void),
@@ -232,6 +234,7 @@ export class FakeActors {
         runner.sendBack = sendBack;
         journal.push('start:runner');
         receive((command) => {
+          if (command.type === 'NOTE') return void runner.notes.push(command.notice);
           runner.stops.push(command);
           journal.push('stop-command:runner');
           if (runner.exitOnStop && runner.alive) {

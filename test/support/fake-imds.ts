@@ -22,6 +22,8 @@ export interface FakeImds {
   /** Rebalance recommendation notice time (ISO), or null for 404. */
   setRebalance(noticeTime: string | null): void;
   setInstanceId(id: string): void;
+  /** These metadata paths (e.g. `/latest/meta-data/ami-id`) answer 404 from now on. */
+  setMissing(paths: string[]): void;
   /** Makes every token issued so far invalid (401); new PUTs get fresh, valid tokens. */
   expireTokens(): void;
   /** Every request -> 503. */
@@ -39,6 +41,7 @@ export async function startFakeImds(opts: { instanceId: string; region: string }
   let rebalance: string | null = null;
   let down = false;
   let hang = false;
+  let missing = new Set<string>();
   const tokens = new Map<string, number>(); // token -> expiry (ms epoch)
   const requests: FakeImds['requests'] = [];
   const sockets = new Set<Socket>();
@@ -51,6 +54,7 @@ export async function startFakeImds(opts: { instanceId: string; region: string }
 
   function metadata(path: string): string | undefined {
     const az = `${opts.region}a`;
+    if (missing.has(path)) return undefined;
     switch (path) {
       case '/latest/meta-data/instance-id':
         return instanceId;
@@ -62,6 +66,8 @@ export async function startFakeImds(opts: { instanceId: string; region: string }
         return 't3.medium';
       case '/latest/meta-data/instance-life-cycle':
         return 'spot';
+      case '/latest/meta-data/ami-id':
+        return 'ami-12345678';
       case '/latest/meta-data/spot/instance-action':
         return spot ? JSON.stringify(spot) : undefined;
       case '/latest/meta-data/events/recommendations/rebalance':
@@ -129,6 +135,7 @@ export async function startFakeImds(opts: { instanceId: string; region: string }
     setSpotAction: (a) => void (spot = a),
     setRebalance: (t) => void (rebalance = t),
     setInstanceId: (id) => void (instanceId = id),
+    setMissing: (paths) => void (missing = new Set(paths)),
     expireTokens: () => tokens.clear(),
     setDown: (d) => void (down = d),
     setHang: (h) => void (hang = h),

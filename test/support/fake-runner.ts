@@ -11,6 +11,9 @@
  *   _diag/Runner_*-utc.log   a few diag lines
  *   .fake-runner.override.json  written by tests (`writeRunnerOverride`): wins key by key
  *                               over .fake-runner.json, read at run time.
+ *   .fake-job-log.txt           the job's log as GitHub would show it: "Set up job" (.setup_info),
+ *                               and what the job hooks print ("Set up runner", "Complete runner")
+ *   .fake-setup-info-seen.json  .setup_info as the runner (user) read it at job start
  */
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -28,7 +31,11 @@ export type FakeRunnerBehavior =
   | 'ignore-sigterm' /* listener and job ignore INT/TERM: only SIGKILL ends them */
   | 'no-job' /* connects, listens, never gets a job */
   | 'crash' /* the listener exits 1 before listening */
-  | 'lines'; /* job prints `lines` output lines (`line 1`..`line N`) then succeeds */
+  | 'lines' /* job prints `lines` output lines (`line 1`..`line N`) then succeeds */
+  | 'deprecated' /* listens, then GitHub refuses the version: the line on stderr, exit 7 (with the variable) or 1 */
+  | 'session-exists' /* "A session for this runner already exists." on stderr, retried forever */
+  | 'runner-gone' /* listens, then "The runner no longer exists on the server" on stderr, exit 0 */
+  | 'hang-after-result'; /* the job succeeds, its result line printed, then the listener never exits */
 
 export interface FakeRunnerOptions {
   version: string;
@@ -40,6 +47,8 @@ export interface FakeRunnerOptions {
   config?: 'succeed' | 'fail' | 'hang';
   /** Bash run as the job's steps, once the job started (as the runner user, with the job's environment). */
   jobScript?: string;
+  /** 'deprecated': false = a runner older than v2.333.0, which ignores ACTIONS_RUNNER_RETURN_VERSION_DEPRECATED_EXIT_CODE (exit 1, not 7). */
+  deprecatedExitCode?: boolean;
   /** Incompressible bytes in `bin/padding.bin`, so that a benchmark's download costs what a real one does. */
   paddingBytes?: number;
 }

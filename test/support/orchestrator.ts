@@ -41,6 +41,8 @@ export interface Rendered {
   jit_config?: string;
   jit_config_sha256?: string;
   jit_config_chars?: number;
+  /** `sha256sum .runner .credentials .credentials_rsaparams` of the files the JIT config carries. */
+  jit_files_sha256?: string;
   config_chars: number;
   credential_chars: number;
   written_at?: string;

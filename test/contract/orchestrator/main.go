@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -30,6 +31,9 @@ type rendered struct {
 	JITConfig       string `json:"jit_config,omitempty"`
 	JITConfigSHA256 string `json:"jit_config_sha256,omitempty"`
 	JITConfigChars  int    `json:"jit_config_chars,omitempty"`
+	// JITFilesSHA256: what `sha256sum .runner .credentials .credentials_rsaparams` prints for the
+	// files the JIT config carries (the runner root's, once decoded), for tests that must not print it.
+	JITFilesSHA256 string `json:"jit_files_sha256,omitempty"`
 	ConfigChars     int    `json:"config_chars"`
 	CredentialChars int    `json:"credential_chars"`
 	WrittenAt       string `json:"written_at,omitempty"`
@@ -48,6 +52,7 @@ func render(config *RunnerConfig, layout string, realJIT bool) (*rendered, error
 		sum := sha256.Sum256([]byte(config.JITConfig))
 		out.JITConfigSHA256 = hex.EncodeToString(sum[:])
 		out.JITConfigChars = len(config.JITConfig)
+		out.JITFilesSHA256 = jitFileDigests(config.JITConfig)
 	}
 	switch layout {
 	case "split":
@@ -163,4 +168,31 @@ func main() {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
 	}
+}
+
+// jitFileDigests: `sha256sum .runner .credentials .credentials_rsaparams` of a JIT config's files,
+// or "" when it is not base64 of a JSON object of base64 files.
+func jitFileDigests(jitConfig string) string {
+	raw, err := base64.StdEncoding.DecodeString(jitConfig)
+	if err != nil {
+		return ""
+	}
+	var files map[string]string
+	if json.Unmarshal(raw, &files) != nil {
+		return ""
+	}
+	out := ""
+	for _, name := range []string{".runner", ".credentials", ".credentials_rsaparams"} {
+		content, ok := files[name]
+		if !ok {
+			continue
+		}
+		bytes, err := base64.StdEncoding.DecodeString(content)
+		if err != nil {
+			return ""
+		}
+		sum := sha256.Sum256(bytes)
+		out += hex.EncodeToString(sum[:]) + "  " + name + "\n"
+	}
+	return out
 }
