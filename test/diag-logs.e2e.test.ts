@@ -5,29 +5,18 @@
  * `_diag/config-args.json`. Needs bin/main.ts to pass `runnerDir: settings.runnerDir`
  * to createActors.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createWorld, JIT_SECRET, RUN_ID, type World } from './support/agent-world.js';
-import { startMoto, type Moto } from './support/moto.js';
+import { e2eFile } from './support/e2e-file.js';
 
-let moto: Moto;
 let world: World | undefined;
-
-beforeAll(async () => {
-  moto = await startMoto();
-});
-afterAll(async () => {
-  await moto.stop();
-});
-afterEach(async () => {
-  await world?.close();
-  world = undefined;
-});
+const e2e = e2eFile(() => world, () => (world = undefined));
 
 describe('runner diagnostics, end to end', () => {
   it('ships _diag/*.log to {instance-id}/{run-id}/diag, redacted, without env.txt or config-args.json', async () => {
-    world = await createWorld({ moto, runner: { behavior: 'succeed', jobSeconds: 1.5 } });
+    world = await createWorld({ moto: e2e.moto, runner: { behavior: 'succeed', jobSeconds: 1.5 } });
     await world.putRunnerConfig({ jit_config: JIT_SECRET });
     const w = world;
     let wrote = false;

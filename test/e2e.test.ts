@@ -2,30 +2,17 @@
  * End to end: the built agent (dist/runs-fleet-agent.cjs) as a process, against moto,
  * the fake GitHub, the fake IMDS and the fake runner. `make test` builds it first.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { jobHookPaths } from '../services/runner/job-hooks.js';
 import { AGENT_BINARY, createWorld, JIT_SECRET, JOB_ID, RUN_ID, TEST_RUNNER_USER, TOKEN_SECRET, type World } from './support/agent-world.js';
-import { startMoto, type Moto } from './support/moto.js';
-import { misread, orchestratorVerdicts } from './support/orchestrator.js';
+import { e2eFile } from './support/e2e-file.js';
 
-let moto: Moto;
 let world: World;
-
-beforeAll(async () => {
-  moto = await startMoto();
-});
-afterAll(async () => {
-  await moto.stop();
-});
-afterEach(async () => {
-  // Every message of every test here must be one the orchestrator's decoder takes, with its meaning.
-  const verdicts = world ? await orchestratorVerdicts(world) : [];
-  await world?.close();
-  expect(misread(verdicts)).toEqual([]);
-});
+// Every message of every test here must be one the orchestrator's decoder takes, with its meaning.
+const e2e = e2eFile(() => world);
 
 const states = (logs: Record<string, unknown>[]) => logs.filter((l) => l.msg === 'state').map((l) => l.state);
 
@@ -39,7 +26,7 @@ const VARIANTS: [string, string[] | undefined][] = process.env.RFA_AGENT_UNDER_T
 
 describe.each(VARIANTS)('the built agent (%s), end to end', (_variant, agent) => {
   it('runs one JIT job: started then success, logs in CloudWatch, parameter deleted, instance terminated, exit 0', async () => {
-    world = await createWorld({ moto, agent, runner: { behavior: 'lines', lines: 3, jobName: 'unit-tests' } });
+    world = await createWorld({ moto: e2e.moto, agent, runner: { behavior: 'lines', lines: 3, jobName: 'unit-tests' } });
     await world.putRunnerConfig({ jit_config: JIT_SECRET });
 
     const run = await world.runAgent();
@@ -64,7 +51,7 @@ describe.each(VARIANTS)('the built agent (%s), end to end', (_variant, agent) =>
   });
 
   it('registration-token mode runs config.sh with the SPEC arguments, the token never on its command line', async () => {
-    world = await createWorld({ moto, agent, runner: { behavior: 'succeed' } });
+    world = await createWorld({ moto: e2e.moto, agent, runner: { behavior: 'succeed' } });
     await world.putRunnerConfig({ jit_token: TOKEN_SECRET, org: 'acme', repo: 'app', labels: ['self-hosted', 'x64'], runner_group: 'ci', runner_name: 'rf-1' });
 
     const run = await world.runAgent({ RUNS_FLEET_RUNNER_DIR: world.runnerDir });
@@ -81,7 +68,7 @@ describe.each(VARIANTS)('the built agent (%s), end to end', (_variant, agent) =>
   });
 
   it('a failed workflow is a served job: success, job_result Failed (run.sh still exits 0)', async () => {
-    world = await createWorld({ moto, agent, runner: { behavior: 'fail' } });
+    world = await createWorld({ moto: e2e.moto, agent, runner: { behavior: 'fail' } });
     await world.putRunnerConfig({ jit_config: JIT_SECRET });
     const run = await world.runAgent();
     expect(run.exitCode).toBe(0);
@@ -91,7 +78,7 @@ describe.each(VARIANTS)('the built agent (%s), end to end', (_variant, agent) =>
   });
 
   it('SIGTERM mid-job: runner signalled and gone, interrupted by sigterm, instance terminated', async () => {
-    world = await createWorld({ moto, agent, runner: { behavior: 'hang' } });
+    world = await createWorld({ moto: e2e.moto, agent, runner: { behavior: 'hang' } });
     await world.putRunnerConfig({ jit_config: JIT_SECRET });
     let killAt = 0;
     let forwardedAt = 0;
@@ -121,7 +108,7 @@ describe.each(VARIANTS)('the built agent (%s), end to end', (_variant, agent) =>
   });
 
   it('the job hooks hand the job identity to the agent: the final message carries it', async () => {
-    world = await createWorld({ moto, agent, runner: { behavior: 'hang' } });
+    world = await createWorld({ moto: e2e.moto, agent, runner: { behavior: 'hang' } });
     await world.putRunnerConfig({ jit_config: JIT_SECRET, run_id: undefined });
     let hook: ReturnType<typeof spawnSync> | undefined;
     const { child, done } = world.startAgent({}, {
@@ -147,7 +134,7 @@ describe.each(VARIANTS)('the built agent (%s), end to end', (_variant, agent) =>
   });
 
   it('a hook file the job filled with a 300-character job name cannot suppress the report', async () => {
-    world = await createWorld({ moto, agent, runner: { behavior: 'hang' } });
+    world = await createWorld({ moto: e2e.moto, agent, runner: { behavior: 'hang' } });
     await world.putRunnerConfig({ jit_config: JIT_SECRET });
     const { child, done } = world.startAgent({}, {
       onLine: (line) => {
@@ -168,7 +155,7 @@ describe.each(VARIANTS)('the built agent (%s), end to end', (_variant, agent) =>
   });
 
   it('a spot notice stops the job: interrupted by spot', async () => {
-    world = await createWorld({ moto, agent, runner: { behavior: 'hang' } });
+    world = await createWorld({ moto: e2e.moto, agent, runner: { behavior: 'hang' } });
     await world.putRunnerConfig({ jit_config: JIT_SECRET });
     let noticeAt = 0;
     let seenAt = 0;
@@ -196,7 +183,7 @@ describe.each(VARIANTS)('the built agent (%s), end to end', (_variant, agent) =>
   });
 
   it('a runner that ignores SIGTERM is killed after the grace period', async () => {
-    world = await createWorld({ moto, agent, runner: { behavior: 'ignore-sigterm' } });
+    world = await createWorld({ moto: e2e.moto, agent, runner: { behavior: 'ignore-sigterm' } });
     await world.putRunnerConfig({ jit_config: JIT_SECRET });
     const { child, done } = world.startAgent({ RUNS_FLEET_DRAIN_GRACE_SECONDS: '1' }, {
       onLine: (line) => {
@@ -210,7 +197,7 @@ describe.each(VARIANTS)('the built agent (%s), end to end', (_variant, agent) =>
   });
 
   it('idle timeout: no job → bootstrap_failed with an idle error', async () => {
-    world = await createWorld({ moto, agent, runner: { behavior: 'no-job' } });
+    world = await createWorld({ moto: e2e.moto, agent, runner: { behavior: 'no-job' } });
     await world.putRunnerConfig({ jit_config: JIT_SECRET });
     const run = await world.runAgent({ RUNS_FLEET_IDLE_TIMEOUT_MINUTES: '0.05' });
     expect(run.exitCode).toBe(0);
@@ -222,7 +209,7 @@ describe.each(VARIANTS)('the built agent (%s), end to end', (_variant, agent) =>
   });
 
   it('max runtime: a job that runs too long ends as timeout', async () => {
-    world = await createWorld({ moto, agent, runner: { behavior: 'hang' } });
+    world = await createWorld({ moto: e2e.moto, agent, runner: { behavior: 'hang' } });
     await world.putRunnerConfig({ jit_config: JIT_SECRET });
     const run = await world.runAgent({ RUNS_FLEET_MAX_RUNTIME_MINUTES: '0.1' });
     expect(run.exitCode).toBe(0);
@@ -231,7 +218,7 @@ describe.each(VARIANTS)('the built agent (%s), end to end', (_variant, agent) =>
   });
 
   it('disk below the minimum stops the job: failure, interrupted by disk_full', async () => {
-    world = await createWorld({ moto, agent, runner: { behavior: 'hang' } });
+    world = await createWorld({ moto: e2e.moto, agent, runner: { behavior: 'hang' } });
     await world.putRunnerConfig({ jit_config: JIT_SECRET });
     // More than any disk has: the first periodic check (after 1 s) finds it "full".
     const run = await world.runAgent({ RUNS_FLEET_DISK_MIN_FREE_MB: '9999999', RUNS_FLEET_MONITOR_INTERVAL_SECONDS: '2' });
@@ -241,7 +228,7 @@ describe.each(VARIANTS)('the built agent (%s), end to end', (_variant, agent) =>
 
   it('the runner runs as the unprivileged user, with an allow-listed environment', async () => {
     if (process.getuid?.() !== 0) return; // only meaningful when the agent is root
-    world = await createWorld({ moto, agent, runner: { behavior: 'succeed' } });
+    world = await createWorld({ moto: e2e.moto, agent, runner: { behavior: 'succeed' } });
     await world.putRunnerConfig({ jit_config: JIT_SECRET, cache_url: 'http://127.0.0.1:9/cache/' });
     const run = await world.runAgent({ RUNS_FLEET_TERMINATE: 'false' });
     expect(run.exitCode).toBe(0);
@@ -264,7 +251,7 @@ describe.each(VARIANTS)('the built agent (%s), end to end', (_variant, agent) =>
     ['a max runtime above its maximum (a Node timer would fire at once)', async (w: World) => w.putRunnerConfig({ jit_config: JIT_SECRET }), { RUNS_FLEET_MAX_RUNTIME_MINUTES: '40000' }, /RUNS_FLEET_MAX_RUNTIME_MINUTES="40000" is above its maximum of 7200/],
     ['a non-numeric timeout', async (w: World) => w.putRunnerConfig({ jit_config: JIT_SECRET }), { RUNS_FLEET_IDLE_TIMEOUT_MINUTES: 'ten' }, /RUNS_FLEET_IDLE_TIMEOUT_MINUTES="ten"/],
   ] as const)('bad configuration (%s) → bootstrap_failed with a readable error, instance terminated', async (_, arrange, env, error) => {
-    world = await createWorld({ moto, agent });
+    world = await createWorld({ moto: e2e.moto, agent });
     await arrange(world);
     const run = await world.runAgent({ RUNS_FLEET_TERMINATION_QUEUE_URL: world.queueUrl, ...env });
     const telemetry = await world.telemetry();

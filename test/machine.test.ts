@@ -285,17 +285,23 @@ describe('agent machine scenarios', () => {
       expect(t.fake.runner.stops).toEqual([]);
     });
 
-    it('run.sh not gone within RUNS_FLEET_RESULT_EXIT_GRACE_SECONDS of the result line: drained, still a success', async () => {
-      const t = start({ RUNS_FLEET_RESULT_EXIT_GRACE_SECONDS: '40' }, (f) => (f.runner.exitOnStop = false));
+    /** The job ran and printed its result; run.sh stays: nothing is stopped until `graceMs` has passed. */
+    const resultThenHang = async (env: Record<string, string>, result: string, graceMs: number) => {
+      const t = start(env, (f) => (f.runner.exitOnStop = false));
       await waiting(t);
       t.fake.runner.emit({ type: 'JOB_STARTED', jobName: 'build', at: new Date(t.clock.now()).toISOString() });
-      t.fake.runner.emit({ type: 'JOB_COMPLETED', jobName: 'build', result: 'Succeeded' });
+      t.fake.runner.emit({ type: 'JOB_COMPLETED', jobName: 'build', result });
       await settle();
-      t.clock.increment(39_999);
+      t.clock.increment(graceMs - 1);
       await settle();
       expect(t.fake.runner.stops).toEqual([]);
       t.clock.increment(1);
       await settle();
+      return t;
+    };
+
+    it('run.sh not gone within RUNS_FLEET_RESULT_EXIT_GRACE_SECONDS of the result line: drained, still a success', async () => {
+      const t = await resultThenHang({ RUNS_FLEET_RESULT_EXIT_GRACE_SECONDS: '40' }, 'Succeeded', 40_000);
       expect(t.actor.getSnapshot().value).toEqual({ withRunner: { draining: 'signalling' } });
       expect(t.fake.runner.stops).toEqual([{ type: 'STOP' }]); // the job ended by itself: nothing to tell its log
       t.fake.runner.emit({ type: 'RUNNER_EXITED', exitCode: 0, signal: null });
@@ -304,16 +310,7 @@ describe('agent machine scenarios', () => {
     });
 
     it('the result grace defaults to 45 s, above the listener and worker waits of 30 s', async () => {
-      const t = start({}, (f) => (f.runner.exitOnStop = false));
-      await waiting(t);
-      t.fake.runner.emit({ type: 'JOB_STARTED', jobName: 'build', at: new Date(t.clock.now()).toISOString() });
-      t.fake.runner.emit({ type: 'JOB_COMPLETED', jobName: 'build', result: 'Failed' });
-      await settle();
-      t.clock.increment(44_999);
-      await settle();
-      expect(t.fake.runner.stops).toEqual([]);
-      t.clock.increment(1);
-      await settle();
+      const t = await resultThenHang({}, 'Failed', 45_000);
       expect(t.fake.runner.stops).toEqual([{ type: 'STOP' }]);
     });
   });

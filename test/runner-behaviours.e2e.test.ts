@@ -6,31 +6,17 @@
  * - `.setup_info` as the runner reads it ("Set up job");
  * - the reason of a stop, and a memory warning, as annotations of the job's own log.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { jobHookPaths } from '../services/runner/job-hooks.js';
 import { createWorld, JIT_SECRET, RUNNER_VERSION, type World } from './support/agent-world.js';
 import type { FakeRunnerOptions } from './support/fake-runner.js';
-import { startMoto, type Moto } from './support/moto.js';
-import { misread, orchestratorVerdicts } from './support/orchestrator.js';
+import { e2eFile } from './support/e2e-file.js';
 
-let moto: Moto;
 let world: World | undefined;
-
-beforeAll(async () => {
-  moto = await startMoto();
-});
-afterAll(async () => {
-  await moto.stop();
-});
-afterEach(async () => {
-  const verdicts = world ? await orchestratorVerdicts(world) : [];
-  await world?.close();
-  world = undefined;
-  expect(misread(verdicts)).toEqual([]);
-});
+const e2e = e2eFile(() => world, () => (world = undefined));
 
 const AGENT_VERSION = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
 const logTime = (logs: Record<string, unknown>[], predicate: (l: Record<string, unknown>) => boolean) => {
@@ -48,7 +34,7 @@ describe('lines that mean the job will never come: fast, bootstrap_failed, the l
   ];
 
   it.each(cases)('%s', async (_name, runner, error) => {
-    world = await createWorld({ moto, runner });
+    world = await createWorld({ moto: e2e.moto, runner });
     await world.putRunnerConfig({ jit_config: JIT_SECRET });
     const run = await world.runAgent();
     expect(run.exitCode).toBe(0);
@@ -66,7 +52,7 @@ describe('lines that mean the job will never come: fast, bootstrap_failed, the l
 });
 
 it('a listener that hangs after the job result is drained within RUNS_FLEET_RESULT_EXIT_GRACE_SECONDS: success', async () => {
-  world = await createWorld({ moto, runner: { behavior: 'hang-after-result' } });
+  world = await createWorld({ moto: e2e.moto, runner: { behavior: 'hang-after-result' } });
   await world.putRunnerConfig({ jit_config: JIT_SECRET });
   const run = await world.runAgent({ RUNS_FLEET_RESULT_EXIT_GRACE_SECONDS: '2' });
   expect(run.exitCode).toBe(0);
@@ -96,7 +82,7 @@ it("the JIT config is in no process's environment the job can read (registering 
     'echo "$readable $jit $runner" > .fake-environ-scan',
     '[ -r .credentials ] && echo readable > .fake-credentials-scan',
   ].join('\n');
-  world = await createWorld({ moto, runner: { behavior: 'succeed', jobScript } });
+  world = await createWorld({ moto: e2e.moto, runner: { behavior: 'succeed', jobScript } });
   await world.putRunnerConfig({ jit_config: JIT_SECRET });
   const run = await world.runAgent();
   expect(run.exitCode).toBe(0);
@@ -111,7 +97,7 @@ it("the JIT config is in no process's environment the job can read (registering 
 
 describe("the job's own log", () => {
   it('.setup_info, read by the runner user at job start: the instance from IMDS, versions, the source, the boot; the started hook names the limits', async () => {
-    world = await createWorld({ moto, runner: { behavior: 'succeed' } });
+    world = await createWorld({ moto: e2e.moto, runner: { behavior: 'succeed' } });
     await world.putRunnerConfig({ jit_config: JIT_SECRET });
     const run = await world.runAgent();
     expect(run.exitCode).toBe(0);
@@ -137,7 +123,7 @@ describe("the job's own log", () => {
   });
 
   it('a field IMDS does not give is left out of .setup_info, never an error', async () => {
-    world = await createWorld({ moto, runner: { behavior: 'succeed' } });
+    world = await createWorld({ moto: e2e.moto, runner: { behavior: 'succeed' } });
     world.imds.setMissing(['/latest/meta-data/ami-id', '/latest/meta-data/instance-life-cycle']);
     await world.putRunnerConfig({ jit_config: JIT_SECRET });
     const run = await world.runAgent();
@@ -163,7 +149,7 @@ describe("the job's own log", () => {
   }
 
   it('a spot stop: the completed hook prints one ::error naming the notice and its time (the runner itself skips the hook once signalled)', async () => {
-    world = await createWorld({ moto, runner: { behavior: 'hang' } });
+    world = await createWorld({ moto: e2e.moto, runner: { behavior: 'hang' } });
     await world.putRunnerConfig({ jit_config: JIT_SECRET });
     const hook = completedHookAtStop(world);
     const w = world;
@@ -187,7 +173,7 @@ describe("the job's own log", () => {
   });
 
   it('max runtime: the completed hook prints the ::error with the limit', async () => {
-    world = await createWorld({ moto, runner: { behavior: 'hang' } });
+    world = await createWorld({ moto: e2e.moto, runner: { behavior: 'hang' } });
     await world.putRunnerConfig({ jit_config: JIT_SECRET });
     const hook = completedHookAtStop(world);
     const { done } = world.startAgent({ RUNS_FLEET_MAX_RUNTIME_MINUTES: '0.1' }, { onLine: hook.onLine });
@@ -199,7 +185,7 @@ describe("the job's own log", () => {
   });
 
   it('low memory (here from the start, told once at the crossing) and a job that ends by itself: a ::warning in the job log, printed by the completed hook the runner ran', async () => {
-    world = await createWorld({ moto, runner: { behavior: 'succeed', jobSeconds: 2.5 } });
+    world = await createWorld({ moto: e2e.moto, runner: { behavior: 'succeed', jobSeconds: 2.5 } });
     await world.putRunnerConfig({ jit_config: JIT_SECRET });
     const run = await world.runAgent({ RUNS_FLEET_MEM_MIN_AVAILABLE_MB: '10000000', RUNS_FLEET_MONITOR_INTERVAL_SECONDS: '0.5' });
     expect(run.exitCode).toBe(0);
