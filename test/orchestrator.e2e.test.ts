@@ -53,7 +53,11 @@ describe('the agent with the orchestrator’s configs and decoder', () => {
     const [run, rendered] = await Promise.all([agent.done, written]);
 
     expect(run.exitCode).toBe(0);
-    expect(states(run.logs)).toEqual(['booting', 'downloading', 'registering', 'running', 'draining', 'reporting', 'terminating']);
+    // With the final error beside the states: a lifecycle cut short says why.
+    expect({ states: states(run.logs), error: (await w.telemetry()).at(-1)?.error ?? null }).toEqual({
+      states: ['booting', 'downloading', 'registering', 'running', 'draining', 'reporting', 'terminating'],
+      error: null,
+    });
     // A real JIT config does not fit SSM's Standard tier; packed, it does — and the runner got the exact original.
     expect(rendered.jit_config_chars).toBeGreaterThan(4000);
     expect(rendered.config_chars + rendered.jit_config_chars!).toBeGreaterThan(4096);
