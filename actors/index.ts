@@ -46,6 +46,11 @@ export function metadataClient(): MetadataService {
   return new MetadataService({ httpOptions: { timeout: 2000 }, retries: 2, backoff: 0.3, ec2MetadataV1Disabled: true });
 }
 
+/** IMDS for what the job's log shows (.setup_info): one short try per field, never holding the job. */
+export function factsMetadataClient(): MetadataService {
+  return new MetadataService({ httpOptions: { timeout: 1000 }, retries: 0, ec2MetadataV1Disabled: true });
+}
+
 export function createActors(deps: AgentDeps): typeof actorContracts {
   const { logger, vault, aws, route, echoRunnerLine, reaper } = deps;
   const imds = metadataClient;
@@ -55,7 +60,7 @@ export function createActors(deps: AgentDeps): typeof actorContracts {
     downloadRunner: downloadRunner({ logger, s3: aws.s3 }),
     prefetchRunner: prefetchRunner({ logger, s3: aws.s3 }),
     uploadRunnerCache: uploadRunnerCache({ logger, s3: aws.s3 }),
-    prepareJob: prepareJob({ logger, imds, agentVersion: deps.agentVersion }),
+    prepareJob: prepareJob({ logger, imds: factsMetadataClient, agentVersion: deps.agentVersion }),
     resolveRunnerUser: resolveRunnerUser({ logger }),
     isolateJob: isolateJob({ logger }),
     inspectJob: inspectJob({ logger }),

@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { createActor, waitFor, type AnyActorRef, type InspectionEvent, type StateValue } from 'xstate';
-import { createActors } from '../actors/index.js';
+import { createActors, factsMetadataClient } from '../actors/index.js';
 import { agentMachine, unitBudgetWarnings } from '../machines/agent.machine.js';
 import { toDot, toMermaid } from '../machines/diagram.js';
 import type { AgentOutcome } from '../machines/types.js';
@@ -155,16 +155,27 @@ async function checkConfig(io: CliIo): Promise<number> {
 async function checkRunnerVersionPin(settings: Settings, env: Env): Promise<{ warning?: string; notes: string[] }> {
   if (settings.runnerVersion === 'latest') return { notes: ['RUNS_FLEET_RUNNER_VERSION is "latest": nothing pinned to check'] };
   const { checkRunnerPin, newestCachedVersion, newestGithubVersion } = await import('../services/install/runner-versions.js');
-  const aws = createAwsClients(env, settings.region);
   const bucket = settings.configBucket;
+  // On an instance AWS_REGION is usually unset (the agent asks IMDS): ask it too, briefly, for the listing.
+  const region = settings.region ?? (bucket ? await imdsRegion() : undefined);
+  const aws = createAwsClients(env, region);
   try {
     return await checkRunnerPin({
       pinned: settings.runnerVersion,
-      cachedVersion: bucket ? async () => newestCachedVersion(await aws.s3(settings.region), bucket, AbortSignal.timeout(PIN_CHECK_TIMEOUT_MS)) : undefined,
+      cachedVersion: bucket ? async () => newestCachedVersion(await aws.s3(region), bucket, AbortSignal.timeout(PIN_CHECK_TIMEOUT_MS)) : undefined,
       githubVersion: () => newestGithubVersion(settings.githubApiUrl, AbortSignal.timeout(PIN_CHECK_TIMEOUT_MS)),
     });
   } finally {
     aws.destroy();
+  }
+}
+
+/** This instance's region from IMDS (one short try), or undefined off EC2. */
+async function imdsRegion(): Promise<string | undefined> {
+  try {
+    return (await factsMetadataClient().request('latest/meta-data/placement/region', {})).trim() || undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -385,8 +385,8 @@ describe('fake actions/runner', () => {
     expect(listener.pgid).not.toBe(r.pid); // like the real run.sh (set -m): signal the group AND the session
     process.kill(r.pid, 'SIGTERM'); // run.sh alone
     const res = await r.done;
-    expect(res.code).toBe(0);
-    expect(res.stdout).toMatch(/Canceled\n(.*\n)*Exiting runner\.\.\.\n$/);
+    expect(res.code).toBe(143); // like the real run.sh: the trapped TERM ends it with 128 + 15, once the listener is done
+    expect(res.stdout).toMatch(/Exiting runner\.\.\.\n(.*\n)*.*completed with result: Canceled\n$/); // the listener's last lines after run.sh's
     expect(sessionProcesses(r.pid)).toEqual([]);
   });
 

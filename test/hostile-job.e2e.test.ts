@@ -10,7 +10,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runnerCacheKey } from '../services/install/s3-cache.js';
 import { createWorld, JIT_SECRET, RUNNER_VERSION, TEST_RUNNER_USER, type World } from './support/agent-world.js';
@@ -33,10 +34,17 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await moto.stop();
+  rmSync(LOOT_PARENT, { recursive: true, force: true });
 });
 
-/** Where the job reports what it got: one per test process (two checkouts may test at once). */
-const LOOT = `/tmp/rfa-hostile-loot-${process.pid}`;
+/**
+ * Where the job reports what it got: one per test process (two checkouts may test at once), in a
+ * fresh root-owned parent (traversable, not writable by others), so that root's rm/mkdir/chown of
+ * it cannot be steered by a link planted in /tmp.
+ */
+const LOOT_PARENT = mkdtempSync(join(tmpdir(), 'rfa-hostile-'));
+chmodSync(LOOT_PARENT, 0o711);
+const LOOT = join(LOOT_PARENT, 'loot');
 
 /** The job's steps: all as the runner user, with the job's environment. `$LOOT` is where it reports what it got. */
 const HOSTILE_JOB = String.raw`

@@ -84,6 +84,9 @@ function eventsFor(snapshot: Snapshot): EventObject[] {
         case 'RUNNER_EXITED':
           events.push({ type, exitCode: 0, signal: null } as EventObject);
           break;
+        case 'RUNNER_FATAL':
+          events.push({ type, reason: 'session-exists', line: 'A session for this runner already exists.' } as EventObject);
+          break;
         case 'CACHE_UPLOAD_FINISHED':
           events.push({ type, outcome: 'uploaded' } as EventObject);
           break;
@@ -182,7 +185,7 @@ const WATCHER_OF: Record<string, string> = {
   LOGS_FLUSHED: 'logShipper',
   CACHE_UPLOAD_FINISHED: 'uploadRunnerCache',
 };
-const RUNNER_EVENTS = new Set(['RUNNER_SPAWNED', 'RUNNER_LISTENING', 'JOB_STARTED', 'JOB_COMPLETED', 'RUNNER_EXITED']);
+const RUNNER_EVENTS = new Set(['RUNNER_SPAWNED', 'RUNNER_LISTENING', 'JOB_STARTED', 'JOB_COMPLETED', 'RUNNER_EXITED', 'RUNNER_FATAL']);
 
 /** Replay one path on the real machine, then finish the lifecycle; returns what invariants need. */
 async function replay(model: Model, path: Step[]) {

@@ -220,7 +220,7 @@ describe('registration with the fake actions/runner', () => {
   it.each([
     ['not base64', 'not base64 at all!', /the config is not base64/],
     ['base64 of something else', Buffer.from('hello').toString('base64'), /does not hold a JSON object/],
-    ['an entry that is a path', Buffer.from(JSON.stringify({ '.runner': 'eA==', '.credentials': 'eA==', '../../etc/ld.so.preload': 'eA==' })).toString('base64'), /entry "\.\.\/\.\.\/etc\/ld\.so\.preload" is not a runner file name/],
+    ['an entry that is a path', Buffer.from(JSON.stringify({ '.runner': 'eA==', '.credentials': 'eA==', '../../etc/ld.so.preload': 'eA==' })).toString('base64'), /an entry name is not a runner file name/],
     ['no credentials', Buffer.from(JSON.stringify({ '.runner': 'eA==' })).toString('base64'), /it has no \.credentials/],
   ])('a JIT config that is %s: a RegistrationError naming what is wrong, never quoting it, nothing written', async (_name, jit, error) => {
     const h = await prepare({ runnerUser: 'root', jobSpec: { mode: 'jit' } });

@@ -138,6 +138,10 @@ describe('lines after which the runner never gets its job (v2.336.0: Program.cs,
     'Runner connect error: The HTTP request timed out. Retrying until reconnected.',
     '2025-01-01 12:00:00Z: Listening for Jobs',
     'echo An error occurred: inside a step',
+    // A job's display name is printed raw: it must not read as an error line.
+    '2025-01-01 12:00:00Z: Running job: lint (node version 16 is deprecated)',
+    '2025-01-01 12:00:00Z: Job check registration has been deleted completed with result: Succeeded',
+    '2025-01-01 12:00:00Z: Running job: A session for this runner already exists.',
     '',
   ])('not fatal: %s', (line) => {
     expect(fatalRunnerLine(line)).toBeUndefined();

@@ -272,7 +272,7 @@ describe('runner process (fake actions/runner)', () => {
     expect(signalled).toBeDefined();
     expect(exitedAfterMs).toBeLessThan(5_000);
     expect(r.events.find((e) => e.type === 'JOB_COMPLETED')).toMatchObject({ jobName: 'build', result: 'Canceled' });
-    expect(r.exited()).toMatchObject({ exitCode: 0 });
+    expect(r.exited()).toMatchObject({ exitCode: 143 }); // run.sh's trapped TERM (the real runWithManualTrap exits 128 + 15)
     await assertNothingLeft(pid);
     expect(r.records.some((x) => x.msg.startsWith('SIGKILL'))).toBe(false);
   });
@@ -305,6 +305,14 @@ describe('runner process (fake actions/runner)', () => {
     expect(r.events).toContainEqual(expect.objectContaining({ type: 'RUNNER_FATAL', reason: 'error', line: 'An error occurred: fake crash' }));
     expect(r.exited()).toMatchObject({ exitCode: 0, signal: null });
     expect(r.lines).toContainEqual(expect.objectContaining({ line: 'An error occurred: fake crash', stream: 'stderr' }));
+  });
+
+  asUser('a job whose name reads like an error line is still a job: no RUNNER_FATAL', async () => {
+    const jobName = 'lint (node version 16 is deprecated); The runner registration has been deleted from the server';
+    const r = start(await prepare({ override: { behavior: 'succeed', jobName } }));
+    await r.waitFor(() => !!r.exited(), 'exit');
+    expect(types(r.events)).toEqual(['RUNNER_SPAWNED', 'RUNNER_LISTENING', 'JOB_STARTED', 'JOB_COMPLETED', 'RUNNER_EXITED']);
+    expect(r.events).toContainEqual(expect.objectContaining({ type: 'JOB_STARTED', jobName }));
   });
 
   asUser("'lines': 50,000 lines all reach onLine in order before RUNNER_EXITED", async () => {

@@ -15,9 +15,11 @@ import { readdir, rm, rmdir } from 'node:fs/promises';
 import { killProcessesOfUid } from './job-cgroup.js';
 import { join } from 'node:path';
 import { JOB_SUBDIR } from './job-hooks.js';
+import { RUNNER_CONFIG_FILE } from './jit-files.js';
 import { commandAs, type RunnerUser } from './user.js';
 
-export const RUNNER_SECRET_FILES = ['.runner', '.credentials', '.credentials_rsaparams', '.env.jit'];
+/** The runner's registration and credentials (and what the listener writes on an auth migration, HostContext.cs). */
+export const RUNNER_SECRET_FILES = ['.runner', '.credentials', '.credentials_rsaparams', '.runner_migrated', '.credentials_migrated', '.env.jit'];
 
 /** Paths the runner user owns after a job. */
 export function jobOwnedPaths(runnerDir: string, stateDir: string): string[] {
@@ -32,7 +34,11 @@ const AS_RUNNER = 'rm -rf --one-file-system -- "$@"; s=$?; find "$0" -xdev -mind
 
 export async function cleanupRunner(runnerDir: string, stateDir: string, user?: RunnerUser): Promise<string[]> {
   const errors: string[] = [];
-  const jobOwned = jobOwnedPaths(runnerDir, stateDir);
+  // Every registration or credentials file there is (a JIT config may carry more than the usual three).
+  const more = (await readdir(runnerDir).catch(() => [] as string[]))
+    .filter((name) => RUNNER_CONFIG_FILE.test(name) && !RUNNER_SECRET_FILES.includes(name))
+    .map((name) => join(runnerDir, name));
+  const jobOwned = [...more, ...jobOwnedPaths(runnerDir, stateDir)];
   if (!user?.switchUser) {
     // The agent is the runner user (local use): same privilege, nothing to separate.
     await removeAll([...jobOwned, stateDir], errors);

@@ -21,8 +21,11 @@ import { pinnedPath } from '../safe-fs.js';
 
 /** What a JIT config must carry: the runner's settings and its credentials. */
 const REQUIRED = ['.runner', '.credentials'];
-/** A file name of the runner root, as the runner writes them (no path, no traversal). */
-const FILE_NAME = /^\.[A-Za-z0-9_]{1,64}$/;
+/**
+ * A file name of the runner root, as the runner writes them (no path, no traversal): its
+ * registration and credentials files, `.runner`, `.credentials` and their `_…` siblings (cleanup removes all of those).
+ */
+export const RUNNER_CONFIG_FILE = /^\.(?:runner|credentials)(?:_[A-Za-z0-9_]{1,40})?$/;
 const MAX_DECODED_BYTES = 1024 * 1024;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
@@ -50,7 +53,7 @@ export function decodeJitConfig(jitConfig: string): Map<string, Buffer> {
   }
   const files = new Map<string, Buffer>();
   for (const [name, value] of Object.entries(document as Record<string, unknown>)) {
-    if (!FILE_NAME.test(name)) throw new RegistrationError(`the JIT config is not a runner JIT config: entry ${JSON.stringify(name.slice(0, 40))} is not a runner file name`);
+    if (!RUNNER_CONFIG_FILE.test(name)) throw new RegistrationError('the JIT config is not a runner JIT config: an entry name is not a runner file name (.runner… or .credentials…, no path)');
     if (typeof value !== 'string') throw new RegistrationError(`the JIT config is not a runner JIT config: entry ${name} is not a string`);
     files.set(name, decode64(value, `entry ${name}`));
   }

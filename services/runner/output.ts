@@ -24,15 +24,22 @@ export type RunnerFatalReason = 'deprecated' | 'session-exists' | 'runner-gone' 
 
 export type RunnerFatalLine = { kind: 'fatal'; reason: RunnerFatalReason; line: string };
 
+/**
+ * Anchored to the runner's own wording: a job's display name is printed raw inside "Running job:"
+ * and "completed with result" lines, so nothing here may match inside another line (and those
+ * two are parsed first: `fatalRunnerLine` is for lines `parseRunnerLine` does not know).
+ */
 const FATAL_LINES: [RegExp, RunnerFatalReason][] = [
   // The server's 403 for a refused version ("Runner version v2.329.0 is deprecated and cannot receive
-  // messages", printed as "An error occurred: …"), and run-helper.sh's line for exit code 7.
-  [/\bversion\b.*\bis deprecated\b|\bdeprecated version exit code\b/i, 'deprecated'],
-  [/A session for this runner already exists/, 'session-exists'],
-  [/The runner no longer exists on the server/, 'runner-gone'],
-  [/registration has been deleted/, 'registration-deleted'],
+  // messages"), printed as "An error occurred: …" (Program.cs) or in a connect error; and
+  // run-helper.sh's line for exit code 7.
+  [/^(?:An error occur{1,2}ed|Runner connect error): .*\bversion\b.*\bis deprecated\b/i, 'deprecated'],
+  [/^Runner listener exit with deprecated version exit code: 7\.?$/, 'deprecated'],
+  [/^A session for this runner already exists\.?$/, 'session-exists'],
+  [/^The runner no longer exists on the server\./, 'runner-gone'],
+  [/^(?:Failed to create a session\. )?The runner registration has been deleted from the server/, 'registration-deleted'],
   // Program.cs before exiting; "occured" until v2.333.0.
-  [/^An error occur{1,2}ed\b/, 'error'],
+  [/^An error occur{1,2}ed: /, 'error'],
 ];
 
 /** A (whole, redacted) line after which this runner will never get its job, if it is one. */

@@ -193,7 +193,7 @@ class RunnerProcess {
     const self = this;
     return {
       stop: (notice?: string) => {
-        if (notice) this.note(annotation('error', notice));
+        if (notice) this.note(annotation('error', notice), true);
         this.stop();
       },
       note: (notice: string) => this.note(annotation('warning', notice)),
@@ -334,15 +334,17 @@ class RunnerProcess {
       this.log.warn({ err: describeError(error) }, 'runner line handler failed');
     }
     if (continued) return;
-    // Error lines come on stderr (Terminal.WriteError), the rest on stdout.
-    const fatal = fatalRunnerLine(line);
-    if (fatal) {
-      this.log.warn({ reason: fatal.reason, stream }, 'the runner printed a line after which it will not get its job');
-      return this.send({ type: 'RUNNER_FATAL', reason: fatal.reason, line: fatal.line });
+    // The runner's own lines first: a job's display name is printed raw inside them, and must
+    // never read as an error line. Error lines come on stderr (Terminal.WriteError), the rest on stdout.
+    const parsed = stream === 'stdout' ? parseRunnerLine(line) : undefined;
+    if (!parsed) {
+      const fatal = fatalRunnerLine(line);
+      if (fatal) {
+        this.log.warn({ reason: fatal.reason, stream }, 'the runner printed a line after which it will not get its job');
+        this.send({ type: 'RUNNER_FATAL', reason: fatal.reason, line: fatal.line });
+      }
+      return;
     }
-    if (stream !== 'stdout') return;
-    const parsed = parseRunnerLine(line);
-    if (!parsed) return;
     switch (parsed.kind) {
       case 'connected':
         this.log.info('runner connected to GitHub');
@@ -368,8 +370,9 @@ class RunnerProcess {
     }
   }
 
-  private note(notice: string): void {
-    if (!this.o.hooks || this.notices.length >= 20 || this.notices.includes(notice)) return;
+  /** `always`: the stop's reason, kept however many warnings came before it. */
+  private note(notice: string, always = false): void {
+    if (!this.o.hooks || (!always && this.notices.length >= 20) || this.notices.includes(notice)) return;
     this.notices.push(notice);
     try {
       writeNotice(this.o.hooks.jobNotice, this.notices);

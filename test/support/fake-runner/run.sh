@@ -34,17 +34,24 @@ run() {
   done
 }
 
+# Like the real runWithManualTrap: a trapped INT/TERM interrupts `wait`, whose status (128 + the
+# signal) is then run.sh's own exit code once the listener is done ("wait for last parts to be logged").
 runWithManualTrap() {
   set -m
   signaled=0
-  trap 'kill -INT -$PID 2>/dev/null; signaled=1' INT TERM
+  trap 'kill -INT -$PID 2>/dev/null; signaled=130' INT
+  trap 'kill -INT -$PID 2>/dev/null; signaled=143' TERM
   while :; do
     "$ROOT/bin/Runner.Listener" run "$@" &
     PID=$!
     wait $PID
     rc=$?
-    # wait returned early because of a trapped signal: wait again for the real exit code.
-    while [ $signaled -eq 1 ] && kill -0 $PID 2>/dev/null; do wait $PID; rc=$?; done
+    if [ $signaled -ne 0 ]; then
+      echo "Exiting runner..."
+      trap - INT TERM
+      while kill -0 $PID 2>/dev/null; do wait $PID; done
+      exit $signaled
+    fi
     helper_code
     if [ $rc -eq 2 ]; then echo "Restarting runner..."; sleep 1; continue; fi
     echo "Exiting runner..."
