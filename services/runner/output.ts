@@ -42,8 +42,15 @@ const FATAL_LINES: [RegExp, RunnerFatalReason][] = [
   [/^An error occur{1,2}ed: /, 'error'],
 ];
 
+/**
+ * What every FATAL_LINES pattern needs somewhere in the line (case-insensitive, so a superset):
+ * one scan rules out the job's ordinary lines before the five patterns and the trim run on each.
+ */
+const FATAL_HINT = /deprecated|A session for this runner|no longer exists on the server|registration has been deleted|An error occur/i;
+
 /** A (whole, redacted) line after which this runner will never get its job, if it is one. */
 export function fatalRunnerLine(raw: string): RunnerFatalLine | undefined {
+  if (!FATAL_HINT.test(raw)) return undefined;
   const line = raw.trim();
   if (line.length === 0 || line.length > 4096) return undefined;
   for (const [pattern, reason] of FATAL_LINES) if (pattern.test(line)) return { kind: 'fatal', reason, line };
@@ -51,7 +58,8 @@ export function fatalRunnerLine(raw: string): RunnerFatalLine | undefined {
 }
 
 const TS = '(\\d{4}-\\d{2}-\\d{2}) (\\d{2}:\\d{2}:\\d{2})Z';
-const CONNECTED = /^(?:√\s*)?Connected to GitHub$/;
+/** `√ Connected to GitHub`; the check mark as an escape, so that the bundle stays ASCII (scripts/build.mjs). */
+const CONNECTED = /^(?:\u221a\s*)?Connected to GitHub$/;
 const LISTENING = new RegExp(`^${TS}: Listening for Jobs$`);
 const RUNNING_JOB = new RegExp(`^${TS}: Running job: (.+)$`);
 const JOB_COMPLETED = new RegExp(`^${TS}: Job (.+) completed with result: (${JOB_RESULTS.join('|')})$`);
@@ -62,8 +70,20 @@ function isoTime(date: string, time: string): string {
   return Number.isFinite(ms) ? new Date(ms).toISOString() : `${date}T${time}Z`;
 }
 
+/**
+ * Whether a line can be one `parseRunnerLine` knows: after leading whitespace, a timestamp's digit,
+ * `C` (Connected) or the check mark. One look at a character rules out the job's own lines.
+ */
+function mayBeRunnerLine(raw: string): boolean {
+  let i = 0;
+  while (i < raw.length && raw.charCodeAt(i) <= 0x20) i++;
+  const c = raw.charCodeAt(i);
+  return (c >= 0x30 && c <= 0x39) || c === 0x43 || c === 0x221a || c > 0x7f;
+}
+
 /** What a (whole, redacted) runner output line means, if anything. */
 export function parseRunnerLine(raw: string): RunnerOutputEvent | undefined {
+  if (!mayBeRunnerLine(raw)) return undefined;
   const line = raw.trim();
   if (line.length === 0 || line.length > 4096) return undefined;
   if (CONNECTED.test(line)) return { kind: 'connected' };
