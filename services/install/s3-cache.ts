@@ -15,7 +15,7 @@
  * body as a stream for the one-pass install; writes upload a file the installer kept
  * while it streamed the GitHub download (see runner-download.ts).
  */
-import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { createReadStream } from 'node:fs';
 import { rm, stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
@@ -23,6 +23,9 @@ import type { CacheArchive } from '../domain.js';
 import type { Readable } from 'node:stream';
 import { ChecksumMismatchError, DownloadError, isRetriableAwsError } from '../errors.js';
 import { runnerAssetName, type RunnerArch } from './github-releases.js';
+
+/** The S3 commands, loaded on the first call (s3-calls.ts says why). */
+const s3Calls = () => import('./s3-calls.js');
 
 export function runnerCacheKey(version: string, arch: RunnerArch): string {
   return `runners/${version}/${arch}/${runnerAssetName(arch, version)}`;
@@ -62,7 +65,8 @@ export class RunnerCache {
     const key = runnerManifestKey(version);
     let text: string;
     try {
-      const output = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal: signal });
+      const { getObject } = await s3Calls();
+      const output = await this.client.send(getObject({ Bucket: this.bucket, Key: key }), { abortSignal: signal });
       text = (await output.Body?.transformToString('utf8')) ?? '';
     } catch (error) {
       const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
@@ -81,8 +85,9 @@ export class RunnerCache {
   /** Write the manifest (cache-runner only: never an instance). */
   async writeManifest(manifest: RunnerManifest): Promise<string> {
     const key = runnerManifestKey(manifest.version);
+    const { putObject } = await s3Calls();
     await this.client.send(
-      new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: `${JSON.stringify(manifest, null, 2)}\n`, ContentType: 'application/json' }),
+      putObject({ Bucket: this.bucket, Key: key, Body: `${JSON.stringify(manifest, null, 2)}\n`, ContentType: 'application/json' }),
     );
     return key;
   }
@@ -95,7 +100,8 @@ export class RunnerCache {
     const key = this.key(version, arch);
     let output;
     try {
-      output = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, ChecksumMode: 'ENABLED' }), { abortSignal: signal });
+      const { getObject } = await s3Calls();
+      output = await this.client.send(getObject({ Bucket: this.bucket, Key: key, ChecksumMode: 'ENABLED' }), { abortSignal: signal });
     } catch (error) {
       const e = error as { name?: string; $metadata?: { httpStatusCode?: number } };
       // A missing key is a miss; a missing bucket (also a 404) is a misconfiguration, reported as a failure.
@@ -127,8 +133,9 @@ export class RunnerCache {
     const key = this.key(entry.version, entry.arch);
     const { size } = await stat(file);
     try {
+      const { putObject } = await s3Calls();
       await this.client.send(
-        new PutObjectCommand({
+        putObject({
           Bucket: this.bucket,
           Key: key,
           Body: createReadStream(file),
