@@ -44,7 +44,7 @@ const FATAL_LINES: [RegExp, RunnerFatalReason][] = [
 
 /**
  * What every FATAL_LINES pattern needs somewhere in the line (case-insensitive, so a superset):
- * one scan rules out the job's ordinary lines before the five patterns and the trim run on each.
+ * one scan rules out the job's ordinary lines before the anchored patterns and the trim run on each.
  */
 const FATAL_HINT = /deprecated|A session for this runner|no longer exists on the server|registration has been deleted|An error occur/i;
 
