@@ -9,12 +9,13 @@
  * nspawn cannot boot fails here with the reason; nothing is skipped. By hand: docs/testing.md.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { readFileSync } from 'node:fs';
-import { createWorld, JIT_SECRET, type World } from './support/agent-world.js';
+import { createHash } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
+import { AGENT_BINARY, createWorld, JIT_SECRET, type World } from './support/agent-world.js';
 import type { FakeRunnerOptions } from './support/fake-runner.js';
 import { instanceEnv, provision, runInstance, statesOf, UNIT, type InstanceRun, type ProvisionOptions } from './support/instance-box.js';
 import { startMoto, type Moto } from './support/moto.js';
-import { cmdline, Container, ensureBaseRootfs, entryTime, nsPid, nspawnProblems, type Boot } from './support/nspawn.js';
+import { cmdline, Container, ensureBaseRootfs, entryTime, nsPid, nspawnProblems, type Boot, type ExecResult } from './support/nspawn.js';
 import { evaluateIn } from './support/node-inspector.js';
 
 let moto: Moto;
@@ -274,5 +275,106 @@ describe('lifecycles under a real systemd, the single binary as installed', () =
     expect(run.ending).toMatchObject({ code: 0, timedOut: false });
     expect(run.poweroff).toMatchObject({ forced: false, console: true });
     row('bootstrap_failed (RUNS_FLEET_MAX_RUNTIME_MINUTES=soon)', run, 'the unit ended', run.unit.resultAt!);
+  }, 180_000);
+});
+
+/** The table of docs/operations.md's "The unit's settings" section: property → value ('' for "— (empty)"). */
+function documentedUnitSettings(): Record<string, string> {
+  const doc = readFileSync('docs/operations.md', 'utf8');
+  const section = doc.slice(doc.indexOf("### The unit's settings")).split('\n');
+  const first = section.findIndex((l) => l.startsWith('|'));
+  const rest = section.slice(first);
+  const table = rest.slice(0, rest.findIndex((l) => !l.startsWith('|'))).join('\n');
+  const settings: Record<string, string> = {};
+  for (const m of table.matchAll(/^\| `(\w+)` \| (?:`([^`]*)`|— \(empty\)) \|/gm)) settings[m[1]!] = m[2] ?? '';
+  return settings;
+}
+
+describe('the installed tree is the product (install.sh, run as root on a booted image)', () => {
+  it('install.sh is idempotent: a second install over the first changes nothing', async () => {
+    const { container, provisioned } = await instance('install', { installTwice: true });
+    const [first, second] = provisioned.installs;
+    const [before, after] = provisioned.snapshots;
+
+    expect(second!.status).toBe(0);
+    expect(second!.stdout).toMatch(/kept \/etc\/runs-fleet-agent\/agent\.env \(never overwritten\)/);
+    expect(second!.stdout).toMatch(/user runner exists/);
+    expect(first!.stdout).toMatch(/created system user runner/);
+    expect(after).toEqual(before);
+    // And the first install put down what it says, from the release: the binary of make dist, the unit of deploy/.
+    const runner = passwdEntry(container, 'runner')!.split(':');
+    const file = (path: string) => `${statSync(path).size} ${createHash('sha256').update(readFileSync(path)).digest('hex').slice(0, 16)}`;
+    expect(before).toMatchObject({
+      '/usr/local/bin/runs-fleet-agent': `file 0755 0:0 ${file(AGENT_BINARY)}`,
+      '/etc/systemd/system/runs-fleet-agent.service': `file 0644 0:0 ${file('deploy/systemd/runs-fleet-agent.service')}`,
+      '/etc/systemd/system/multi-user.target.wants/runs-fleet-agent.service': 'link /etc/systemd/system/runs-fleet-agent.service',
+      '/etc/runs-fleet-agent/': 'dir 0755 0:0',
+      '/etc/runs-fleet-agent/agent.env': `file 0600 0:0 ${file('deploy/agent.env.example')}`,
+      '/opt/actions-runner/': `dir 0755 ${runner[2]}:${runner[3]}`,
+      [`${runner[5]}/`]: expect.stringMatching(new RegExp(`^dir 07[0-7]{2} ${runner[2]}:${runner[3]}$`)),
+    });
+  }, 180_000);
+
+  it('the runner user exists, a system user in no group but its own, and has no sudo', async () => {
+    let facts: Record<string, ExecResult> = {};
+    await instance('user', {
+      inImage: (image) => {
+        facts = {
+          passwd: image.exec('getent passwd runner'),
+          groups: image.exec('id -Gn runner'),
+          sudoList: image.exec('sudo -l -U runner'),
+          sudoAsRunner: image.exec('sudo -n true', { user: 'runner' }),
+          sudoers: image.exec('grep -rs runner /etc/sudoers /etc/sudoers.d/; true'),
+        };
+      },
+    });
+
+    const [, , uid, , , home, shell] = facts.passwd!.stdout.trim().split(':');
+    expect(Number(uid)).toBeLessThan(1000); // --system
+    expect({ home, shell }).toEqual({ home: '/home/runner', shell: '/bin/bash' });
+    expect(facts.groups!.stdout.trim()).toBe('runner'); // not in sudo, adm, docker, …: none is root-equivalent
+    expect(facts.sudoList!.stdout).toMatch(/User runner is not allowed to run sudo/);
+    expect(facts.sudoAsRunner!.status).not.toBe(0);
+    expect(facts.sudoers!.stdout).toBe('');
+  }, 180_000);
+
+  it('the EnvironmentFile, the state dir and the agent\'s environment are not readable by the runner user (mid-job)', async () => {
+    const { world, container } = await instance('perms', { runner: { behavior: 'hang' } });
+    let facts: Record<string, ExecResult> = {};
+
+    const run = await runInstance(container, world, {
+      timeoutMs: 90_000,
+      during: async (boot) => {
+        await runningJob(boot);
+        const agent = agentPid(boot);
+        facts = {
+          modes: boot.exec('stat -c "%n %a %U:%G" /etc/runs-fleet-agent/agent.env /var/lib/runs-fleet-agent'),
+          envFile: boot.exec('cat /etc/runs-fleet-agent/agent.env', { user: 'runner' }),
+          stateDir: boot.exec('ls -a /var/lib/runs-fleet-agent', { user: 'runner' }),
+          environ: boot.exec(`cat /proc/${agent.inside}/environ`, { user: 'runner' }),
+          hooks: boot.exec('test -x /var/lib/runs-fleet-agent/hooks/job-started.sh', { user: 'runner' }),
+        };
+        boot.requestPoweroff();
+      },
+    });
+
+    expect(facts.envFile).toMatchObject({ status: 1, stdout: '' });
+    expect(facts.envFile!.stderr).toMatch(/Permission denied/);
+    expect(facts.stateDir!.status).not.toBe(0);
+    expect(facts.stateDir!.stderr).toMatch(/Permission denied/);
+    expect(facts.environ).toMatchObject({ status: 1, stdout: '' });
+    expect(facts.hooks!.status).toBe(0); // what it must reach below the state dir, it still can
+    expect(facts.modes!.stdout).toMatch(/^\/etc\/runs-fleet-agent\/agent\.env 600 root:root$/m);
+    expect(run.ending).toMatchObject({ code: 0, timedOut: false });
+  }, 180_000);
+
+  it('systemctl show reports the unit\'s settings as docs/operations.md documents them', async () => {
+    const documented = documentedUnitSettings();
+    expect(Object.keys(documented)).toEqual(expect.arrayContaining(['SuccessAction', 'FailureAction', 'RuntimeMaxUSec', 'TimeoutStopUSec', 'KillMode', 'Delegate', 'Restart', 'EnvironmentFiles']));
+    let shown = '';
+    await instance('show', { inImage: (image) => void (shown = image.exec(`systemctl show ${UNIT} -p ${Object.keys(documented).join(',')}`).stdout) });
+
+    const reported = Object.fromEntries(shown.trim().split('\n').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+    expect(reported).toEqual(documented);
   }, 180_000);
 });

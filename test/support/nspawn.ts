@@ -292,7 +292,10 @@ export class Boot {
       if (!this.running) break;
       await sleep(150);
     }
-    const tail = this.journal(options.unit).slice(-30).map((e) => e.MESSAGE);
+    // The agent's own account first (its warnings, errors and the outcome), then the journal's tail.
+    const entries = this.journal(options.unit);
+    const notable = entries.filter((e) => /"level":"(warn|error|fatal)"|"msg":"lifecycle finished"/.test(e.MESSAGE)).map((e) => e.MESSAGE);
+    const tail = [...notable, '…', ...entries.slice(-30).map((e) => e.MESSAGE)];
     throw new Error(`container ${this.container.name}: ${options.what} did not happen${this.running ? ` within ${options.timeoutMs ?? 30_000} ms` : ' before the container ended'}\n${tail.join('\n')}`);
   }
 
