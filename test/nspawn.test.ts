@@ -53,7 +53,8 @@ afterAll(async () => {
 const seconds = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
 function row(what: string, run: InstanceRun, event: string, eventAt: number): void {
-  const ended = `nspawn exit ${run.ending.code ?? run.ending.signal}; unit ${run.unit.result ?? '?'}${run.action ? ` → ${run.action}` : ''}`;
+  const how = run.poweroff ? (run.poweroff.forced ? 'forced poweroff' : 'orderly poweroff') : 'no poweroff seen';
+  const ended = `unit ${run.unit.result ?? '?'} → ${how}${run.action ? ` (${run.action})` : ''}, nspawn exit ${run.ending.code ?? run.ending.signal}`;
   const statuses = run.telemetry.map((m) => m.status).join(', ') || 'none';
   rows.push(`| ${what} | ${ended} | ${seconds(run.ending.at - eventAt)} (from ${event}) | ${run.instanceState} | ${statuses} |`);
 }
