@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED := true
 JEST := NODE_OPTIONS=--experimental-vm-modules node_modules/.bin/jest
 
-.PHONY: all install build typecheck test demo bench diagram clean systemd-analyze graphviz golang orchestrator-mirror nftables
+.PHONY: all install build typecheck test demo bench diagram clean systemd-analyze graphviz golang orchestrator-mirror nftables nspawn
 
 all: build
 
@@ -36,6 +36,11 @@ golang:
 nftables:
 	@command -v nft >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables >/dev/null; }
 
+# test/nspawn.test.ts boots a real systemd in a systemd-nspawn container (Debian's systemd-container) from a
+# base rootfs debootstrap builds once into /var/cache/runs-fleet-test (test/support/nspawn.ts); both when missing.
+nspawn:
+	@command -v systemd-nspawn >/dev/null && command -v debootstrap >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq systemd-container debootstrap >/dev/null; }
+
 ORCHESTRATOR_MIRROR := .build/orchestrator-mirror
 $(ORCHESTRATOR_MIRROR): $(wildcard test/contract/orchestrator/*.go) test/contract/orchestrator/go.mod | golang
 	@mkdir -p .build/gocache
@@ -43,9 +48,10 @@ $(ORCHESTRATOR_MIRROR): $(wildcard test/contract/orchestrator/*.go) test/contrac
 
 orchestrator-mirror: $(ORCHESTRATOR_MIRROR)
 
-# Typecheck, build the bundle and the single binary (end-to-end tests run both as a process)
-# and the orchestrator mirror, then every test.
-test: typecheck build binary systemd-analyze orchestrator-mirror nftables
+# Typecheck, build the bundle, the single binary and the release tarball (end-to-end tests run the first two
+# as a process; the nspawn tests install the tarball with its own install.sh) and the orchestrator mirror,
+# then every test.
+test: typecheck build dist systemd-analyze orchestrator-mirror nftables nspawn
 	$(JEST) $(JEST_ARGS)
 
 # Graphviz renders the state diagram picture; Debian's package when missing.

@@ -50,6 +50,17 @@ describe('job hooks', () => {
     return join(base, 'state');
   }
 
+  it('the state dir is the agent\'s: made 0711 when missing, and a listable one is closed (searchable only)', async () => {
+    const fresh = await stateDir();
+    await installJobHooks(fresh);
+    expect((await stat(fresh)).mode & 0o777).toBe(0o711);
+    const open = await stateDir();
+    await mkdir(open, { mode: 0o777 });
+    await chmod(open, 0o777); // as a umask-0022 mkdir, or an operator, may have left it
+    await installJobHooks(open);
+    expect((await stat(open)).mode & 0o777).toBe(0o711);
+  });
+
   asUser('installed readable+runnable by the runner user; started/completed record the identity; exit 0 quickly', async () => {
     const dir = await stateDir();
     await mkdir(dir, { mode: 0o700 }); // an agent state dir that was private

@@ -21,7 +21,7 @@
  *
  * Layout (the runner user can read and run the hooks but not change them; it can
  * write only the job dir):
- *   {stateDir}/            agent's, gains the search bit (o+x) so the runner user can reach below
+ *   {stateDir}/            agent's, 0711: the runner user can reach below, not list or write it
  *   {stateDir}/hooks/      root-owned 0755: job-started.sh, job-completed.sh (0755)
  *   {stateDir}/notice/     root-owned 0755: job-started.txt, job-notice.txt (0644), the agent's only
  *   {stateDir}/job/        owned by the runner user, 0755
@@ -145,10 +145,15 @@ function shellQuote(s: string): string {
 export async function installJobHooks(stateDir: string, owner?: { uid: number; gid: number }): Promise<JobHookPaths> {
   const paths = jobHookPaths(stateDir);
   const hooksDir = join(stateDir, HOOKS_SUBDIR);
-  await mkdir(stateDir, { recursive: true, mode: 0o755 });
-  // The runner user must be able to reach the hooks: add the search bit, not read.
+  // The state dir is the agent's: the runner user may only pass through it to the hooks (the search
+  // bit), never list or write it — whoever created it, with whatever umask (systemd's is 0022).
+  await mkdir(dirname(stateDir), { recursive: true, mode: 0o755 });
+  await mkdir(stateDir, { mode: 0o700 }).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EEXIST') throw error;
+  });
   const mode = (await stat(stateDir)).mode & 0o7777;
-  if ((mode & 0o011) !== 0o011) await chmod(stateDir, mode | 0o011);
+  const wanted = (mode & ~0o066) | 0o011;
+  if (wanted !== mode) await chmod(stateDir, wanted);
   await mkdir(hooksDir, { recursive: true, mode: 0o755 });
   await chmod(hooksDir, 0o755);
   await mkdir(paths.jobDir, { recursive: true, mode: 0o755 });
