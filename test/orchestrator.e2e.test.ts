@@ -53,8 +53,10 @@ describe('the agent with the orchestrator’s configs and decoder', () => {
     const [run, rendered] = await Promise.all([agent.done, written]);
 
     expect(run.exitCode).toBe(0);
-    // With the final error beside the states: a lifecycle cut short says why.
-    expect({ states: states(run.logs), error: (await w.telemetry()).at(-1)?.error ?? null }).toEqual({
+    // With the final error beside the states: a lifecycle cut short says why. (telemetry() takes the
+    // messages off the queue: read once.)
+    const telemetry = await w.telemetry();
+    expect({ states: states(run.logs), error: telemetry.at(-1)?.error ?? null }).toEqual({
       states: ['booting', 'downloading', 'registering', 'running', 'draining', 'reporting', 'terminating'],
       error: null,
     });
@@ -72,7 +74,6 @@ describe('the agent with the orchestrator’s configs and decoder', () => {
     process.stdout.write(`config written → read: ${lagMs} ms (fast poll every 2 s)\n`);
     expect(lagMs).toBeLessThan(3_000);
 
-    const telemetry = await w.telemetry();
     expect(telemetry.map((m) => m.status)).toEqual(['started', 'success']);
     const [started, final] = telemetry;
     expect(started).toMatchObject({ instance_id: w.instanceId, job_id: JOB_ID, completed_at: null });
