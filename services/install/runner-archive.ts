@@ -24,8 +24,8 @@
  */
 import { execa } from 'execa';
 import { createHash, randomBytes } from 'node:crypto';
-import { constants, createWriteStream, type WriteStream } from 'node:fs';
-import { lchown, mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import { lchown, mkdir, mkdtemp, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Transform, Writable, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -35,6 +35,7 @@ import { AgentError, ChecksumMismatchError, DownloadError } from '../errors.js';
 import { tarGuardStream } from './tar-guard.js';
 import { chownRecursive } from '../runner/user.js';
 import { verifyExtractedTree } from './tree-check.js';
+import { writeFilesInto } from '../safe-fs.js';
 
 export type Extractor = 'gnu-tar' | 'node-tar';
 
@@ -425,14 +426,8 @@ async function moveIntoPlace(staging: string, runnerDir: string, version: string
     await rm(target, { recursive: true, force: true });
     await rename(join(staging, name), target);
   }
-  // Created, never opened through a link: a name the tree planted cannot redirect root's write.
-  const handle = await open(marker, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
-  try {
-    await handle.writeFile(`${version}\n`);
-    if (owner) await handle.chown(owner.uid, owner.gid);
-  } finally {
-    await handle.close();
-  }
+  // Never written through a link: a name the tree planted cannot redirect root's write.
+  await writeFilesInto(runnerDir, [[VERSION_MARKER, `${version}\n`]], { mode: 0o644, owner });
   if (owner) await lchown(runnerDir, owner.uid, owner.gid);
 }
 

@@ -8,16 +8,11 @@
  * whole config to a job of the same uid for the job's whole life.
  *
  * The files are the runner user's (it is the runner that reads them), mode 0600. The runner
- * root is theirs too, so they are written as root without following anything in it: a new
- * temp file (O_EXCL | O_NOFOLLOW) in the directory pinned by an open handle, chowned on the
- * open file, renamed into place. Nothing of the runner has run yet in JIT mode.
+ * root is theirs too, so they are written as root without following anything in it
+ * (safe-fs.ts `writeFilesInto`). Nothing of the runner has run yet in JIT mode.
  */
-import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
-import { open, rename, rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import { RegistrationError } from '../errors.js';
-import { pinnedPath } from '../safe-fs.js';
+import { writeFilesInto } from '../safe-fs.js';
 
 /** What a JIT config must carry: the runner's settings and its credentials. */
 const REQUIRED = ['.runner', '.credentials'];
@@ -64,28 +59,5 @@ export function decodeJitConfig(jitConfig: string): Map<string, Buffer> {
 
 /** Write the JIT config's files into the runner root, as the runner user's 0600 files. */
 export async function writeJitFiles(runnerDir: string, files: ReadonlyMap<string, Buffer>, owner?: { uid: number; gid: number }): Promise<string[]> {
-  const dir = await open(runnerDir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
-  const written: string[] = [];
-  try {
-    const base = pinnedPath(dir, runnerDir);
-    for (const [name, content] of files) {
-      const tmp = join(base, `${name}.rfa-${randomBytes(6).toString('hex')}.tmp`);
-      const file = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-      try {
-        if (owner) await file.chown(owner.uid, owner.gid);
-        await file.chmod(0o600);
-        await file.writeFile(content);
-      } catch (error) {
-        await file.close();
-        await rm(tmp, { force: true });
-        throw error;
-      }
-      await file.close();
-      await rename(tmp, join(base, name));
-      written.push(name);
-    }
-    return written;
-  } finally {
-    await dir.close();
-  }
+  return writeFilesInto(runnerDir, files, { mode: 0o600, owner });
 }

@@ -7,16 +7,12 @@
  * the boot took. A field IMDS does not give is left out, never an error.
  *
  * The runner root belongs to the runner user, so the file is written as root without following
- * anything there: a new temp file (O_EXCL | O_NOFOLLOW) in the directory pinned by an open
- * handle, renamed over `.setup_info` (a rename replaces a planted link, never follows it).
+ * anything there (safe-fs.ts `writeFilesInto`).
  */
-import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
-import { open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { MetadataClient } from '../aws/identity.js';
 import type { InstalledRunner } from '../domain.js';
-import { pinnedPath } from '../safe-fs.js';
+import { writeFilesInto } from '../safe-fs.js';
 
 export interface InstanceFacts {
   instanceId?: string;
@@ -115,27 +111,8 @@ export function setupInfo(instance: InstanceFacts, agent: AgentFacts): SetupInfo
 
 /** Write `{runnerDir}/.setup_info` as root, following nothing the runner user could have planted. */
 export async function writeSetupInfo(runnerDir: string, entries: readonly SetupInfoEntry[]): Promise<string> {
-  const dir = await open(runnerDir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
-  try {
-    const base = pinnedPath(dir, runnerDir);
-    const tmp = join(base, `.setup_info.${randomBytes(6).toString('hex')}.tmp`);
-    const file = await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
-    try {
-      await file.writeFile(JSON.stringify(entries, null, 2) + '\n');
-      await file.chmod(0o644);
-    } finally {
-      await file.close();
-    }
-    try {
-      await rename(tmp, join(base, '.setup_info'));
-    } catch (error) {
-      await rm(tmp, { force: true });
-      throw error;
-    }
-    return join(runnerDir, '.setup_info');
-  } finally {
-    await dir.close();
-  }
+  await writeFilesInto(runnerDir, [['.setup_info', JSON.stringify(entries, null, 2) + '\n']], { mode: 0o644 });
+  return join(runnerDir, '.setup_info');
 }
 
 /**
