@@ -165,7 +165,7 @@ const clockTime = (ms: number) => `${new Date(ms).toISOString().slice(11, 19)}Z`
  * Why the agent stopped the job, for the job's own log (an `::error` annotation): what the
  * developer sees in GitHub instead of a bare "The operation was canceled". None for idle: no job ran.
  */
-export function stopNotice(ctx: Pick<AgentContext, 'stop' | 'settings'>): string | undefined {
+export function stopNotice(ctx: Pick<AgentContext, 'stop'>): string | undefined {
   const stop = ctx.stop;
   if (!stop) return undefined;
   const at = clockTime(stop.atMs);
@@ -173,7 +173,7 @@ export function stopNotice(ctx: Pick<AgentContext, 'stop' | 'settings'>): string
     case 'spot':
       return `spot interruption notice at ${at}: the instance is being reclaimed${stop.spotTime ? ` (AWS acts at ${stop.spotTime})` : ''}`;
     case 'timeout':
-      return `max runtime of ${ctx.settings.maxRuntimeMs / 60_000} minutes reached at ${at}`;
+      return `${stop.detail} at ${at}`; // "max runtime of N minutes reached"
     case 'disk_full':
       return `${stop.detail} (at ${at})`;
     case 'sigterm':
