@@ -153,16 +153,19 @@ async function checkConfig(io: CliIo): Promise<number> {
 
 /** A pinned runner version below the newest one visible (the S3 cache's listing, else GitHub) is a warning; offline is neither. */
 async function checkRunnerVersionPin(settings: Settings, env: Env): Promise<{ warning?: string; notes: string[] }> {
-  if (settings.runnerVersion === 'latest') return { notes: ['RUNS_FLEET_RUNNER_VERSION is "latest": nothing pinned to check'] };
   const { checkRunnerPin, newestCachedVersion, newestGithubVersion } = await import('../services/install/runner-versions.js');
   const bucket = settings.configBucket;
-  // On an instance AWS_REGION is usually unset (the agent asks IMDS): ask it too, briefly, for the listing.
-  const region = settings.region ?? (bucket ? await imdsRegion() : undefined);
-  const aws = createAwsClients(env, region);
+  const aws = createAwsClients(env, settings.region);
   try {
     return await checkRunnerPin({
       pinned: settings.runnerVersion,
-      cachedVersion: bucket ? async () => newestCachedVersion(await aws.s3(region), bucket, AbortSignal.timeout(PIN_CHECK_TIMEOUT_MS)) : undefined,
+      cachedVersion: bucket
+        ? async () => {
+            // On an instance AWS_REGION is usually unset (the agent asks IMDS): ask it too, briefly, for the listing.
+            const region = settings.region ?? (await imdsRegion());
+            return newestCachedVersion(await aws.s3(region), bucket, AbortSignal.timeout(PIN_CHECK_TIMEOUT_MS));
+          }
+        : undefined,
       githubVersion: () => newestGithubVersion(settings.githubApiUrl, AbortSignal.timeout(PIN_CHECK_TIMEOUT_MS)),
     });
   } finally {
