@@ -111,44 +111,17 @@ describe('lifecycles under a real systemd, the single binary as installed', () =
     row('whole job', run, 'the unit ended', run.unit.resultAt!);
   }, 180_000);
 
-  it('the agent SIGKILLed mid-job from the host: the unit fails, FailureAction powers off, nothing of the runner outlives the unit', async () => {
-    const { world, container } = await instance('sigkill', { runner: { behavior: 'hang' } });
+  /**
+   * A job running in a booted instance, then `kill(agent, unit pids)` from the host: the runner's
+   * processes as they were, and what the unit's end must show either way — the agent SIGKILLed, the
+   * unit failed (`signal`) with no process left for a timeout, FailureAction's forced poweroff,
+   * only `started` sent and no TerminateInstances (the poweroff is the termination, layer 3).
+   */
+  async function agentKilledMidJob(label: string, kill: (agent: { host: number; inside: number }, pids: number[]) => void) {
+    const { world, container } = await instance(label, { runner: { behavior: 'hang' } });
     const runnerUid = Number(passwdEntry(container, 'runner')!.split(':')[2]);
     let killedAt = 0;
     let runner: { inside: number; cmd: string }[] = [];
-
-    const run = await runInstance(container, world, {
-      timeoutMs: 90_000,
-      during: async (boot) => {
-        await runningJob(boot);
-        const agent = agentPid(boot);
-        runner = boot.unitPids(UNIT).filter((p) => uidOf(p) === runnerUid).map((p) => ({ inside: nsPid(p)!, cmd: cmdline(p) }));
-        killedAt = Date.now();
-        process.kill(agent.host, 'SIGKILL');
-      },
-    });
-
-    // The job's processes were in the unit's cgroup (its job cgroup below it) when the agent died...
-    expect(runner.map((p) => p.cmd)).toEqual(expect.arrayContaining([expect.stringContaining('run.sh'), expect.stringContaining('Runner.Listener')]));
-    expect(run.unit.mainExit).toMatchObject({ code: 'killed', status: '9/KILL' });
-    // ...and systemd declares the unit failed only once that cgroup is empty: none was left behind for a timeout.
-    expect(run.unit.result).toBe('signal');
-    expect(run.unit.lines.some((l) => /still around|remains running|timed out/i.test(l))).toBe(false);
-    expect(run.ending).toMatchObject({ code: 0, timedOut: false });
-    expect(run.poweroff).toMatchObject({ forced: true, console: true }); // FailureAction=poweroff-force
-    expect(run.poweroff!.at).toBeGreaterThanOrEqual(run.unit.resultAt!);
-    expect(run.telemetry.map((m) => m.status)).toEqual(['started']);
-    expect(run.instanceState).toBe('running'); // the agent never got to TerminateInstances: the poweroff is the termination (layer 3)
-    const bySystemd = runner.filter((p) => run.unit.killed.some((k) => k.pid === p.inside)).length;
-    row(`agent SIGKILLed mid-job (runner: ${bySystemd}/${runner.length} processes killed by the unit's stop, the rest by the agent's reaper)`, run, 'SIGKILL', killedAt);
-  }, 180_000);
-
-  it('the agent and its reaper SIGKILLed mid-job: KillMode=mixed alone kills every runner process, then FailureAction powers off', async () => {
-    const { world, container } = await instance('killmode', { runner: { behavior: 'hang' } });
-    const runnerUid = Number(passwdEntry(container, 'runner')!.split(':')[2]);
-    let killedAt = 0;
-    let runner: { inside: number; cmd: string }[] = [];
-
     const run = await runInstance(container, world, {
       timeoutMs: 90_000,
       during: async (boot) => {
@@ -156,27 +129,42 @@ describe('lifecycles under a real systemd, the single binary as installed', () =
         const agent = agentPid(boot);
         const pids = boot.unitPids(UNIT);
         runner = pids.filter((p) => uidOf(p) === runnerUid).map((p) => ({ inside: nsPid(p)!, cmd: cmdline(p) }));
-        const reaper = pids.filter((p) => p !== agent.host && uidOf(p) === 0 && cmdline(p).startsWith('/bin/sh -c sids='));
-        if (reaper.length !== 1) throw new Error(`expected one reaper in the unit, found ${reaper.length}: ${pids.map(cmdline).join(' | ')}`);
-        // Stopped first, so that the agent cannot see its reaper die; then both killed.
-        process.kill(agent.host, 'SIGSTOP');
-        process.kill(reaper[0]!, 'SIGKILL');
         killedAt = Date.now();
-        process.kill(agent.host, 'SIGKILL');
+        kill(agent, pids);
       },
     });
-
+    // The job's processes were in the unit's cgroup (its job cgroup below it) when the agent died.
     expect(runner.map((p) => p.cmd)).toEqual(expect.arrayContaining([expect.stringContaining('run.sh'), expect.stringContaining('Runner.Listener')]));
     expect(run.unit.mainExit).toMatchObject({ code: 'killed', status: '9/KILL' });
-    // Nothing but systemd was left to kill them: each one is in its "Killing process N (…) with signal SIGKILL".
-    const killed = run.unit.killed.filter((k) => k.signal === 'SIGKILL').map((k) => k.pid);
-    expect(runner.filter((p) => !killed.includes(p.inside))).toEqual([]);
     expect(run.unit.result).toBe('signal');
     expect(run.ending).toMatchObject({ code: 0, timedOut: false });
-    expect(run.poweroff).toMatchObject({ forced: true, console: true });
+    expect(run.poweroff).toMatchObject({ forced: true, console: true }); // FailureAction=poweroff-force
     expect(run.poweroff!.at).toBeGreaterThanOrEqual(run.unit.resultAt!);
     expect(run.telemetry.map((m) => m.status)).toEqual(['started']);
     expect(run.instanceState).toBe('running');
+    return { run, runner, killedAt };
+  }
+
+  it('the agent SIGKILLed mid-job from the host: the unit fails, FailureAction powers off, nothing of the runner outlives the unit', async () => {
+    const { run, runner, killedAt } = await agentKilledMidJob('sigkill', (agent) => process.kill(agent.host, 'SIGKILL'));
+    // systemd declares the unit failed only once its cgroup is empty: none was left behind for a timeout.
+    expect(run.unit.lines.some((l) => /still around|remains running|timed out/i.test(l))).toBe(false);
+    const bySystemd = runner.filter((p) => run.unit.killed.some((k) => k.pid === p.inside)).length;
+    row(`agent SIGKILLed mid-job (runner: ${bySystemd}/${runner.length} processes killed by the unit's stop, the rest by the agent's reaper)`, run, 'SIGKILL', killedAt);
+  }, 180_000);
+
+  it('the agent and its reaper SIGKILLed mid-job: KillMode=mixed alone kills every runner process, then FailureAction powers off', async () => {
+    const { run, runner, killedAt } = await agentKilledMidJob('killmode', (agent, pids) => {
+      const reaper = pids.filter((p) => p !== agent.host && uidOf(p) === 0 && cmdline(p).startsWith('/bin/sh -c sids='));
+      if (reaper.length !== 1) throw new Error(`expected one reaper in the unit, found ${reaper.length}: ${pids.map(cmdline).join(' | ')}`);
+      // Stopped first, so that the agent cannot see its reaper die; then both killed.
+      process.kill(agent.host, 'SIGSTOP');
+      process.kill(reaper[0]!, 'SIGKILL');
+      process.kill(agent.host, 'SIGKILL');
+    });
+    // Nothing but systemd was left to kill them: each one is in its "Killing process N (…) with signal SIGKILL".
+    const killed = run.unit.killed.filter((k) => k.signal === 'SIGKILL').map((k) => k.pid);
+    expect(runner.filter((p) => !killed.includes(p.inside))).toEqual([]);
     row(`agent and reaper SIGKILLed mid-job (KillMode killed ${runner.length} runner processes)`, run, 'SIGKILL', killedAt);
   }, 180_000);
 
