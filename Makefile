@@ -85,7 +85,8 @@ DIST_VERSION := $(shell sed -n 's/^  "version": "\(.*\)",$$/\1/p' package.json)
 DIST_BIN := dist/runs-fleet-agent-linux-$(DIST_ARCH)
 DIST_TARBALL := dist/runs-fleet-agent-$(DIST_VERSION)-linux-$(DIST_ARCH).tar.gz
 
-$(DIST_BIN): dist/runs-fleet-agent.cjs scripts/sea.mjs
+# The unit's NODE_OPTIONS are the V8 flags the binary's code cache is built with.
+$(DIST_BIN): dist/runs-fleet-agent.cjs scripts/sea.mjs deploy/systemd/runs-fleet-agent.service
 	node scripts/sea.mjs
 
 .PHONY: binary

@@ -27,6 +27,9 @@ describe('buildRunnerEnv', () => {
     RUNNER_ALLOW_RUNASROOT: '1',
     ACTIONS_RUNNER_INPUT_TOKEN: 'leak',
     NODE_OPTIONS: '--require x',
+    // The unit's glibc tunables for the agent's own footprint (deploy/systemd/runs-fleet-agent.service).
+    MALLOC_TRIM_THRESHOLD_: '131072',
+    MALLOC_MMAP_THRESHOLD_: '131072',
     LD_PRELOAD: '/evil.so',
     INVOCATION_ID: 'abc',
     JOURNAL_STREAM: '8:1234',

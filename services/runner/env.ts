@@ -4,7 +4,8 @@
  * locale) — and never the agent's own or a secret. From the agent's environment every
  * variable passes except:
  * - the agent's own and its credentials: `AWS_*`, `RUNS_FLEET_*`, `VAULT_*`, `NODE_OPTIONS`
- *   (the agent's V8 flags would slow the job's node);
+ *   (the agent's V8 flags would slow the job's node), and the glibc tunables the unit sets for
+ *   the agent's footprint (`MALLOC_TRIM_THRESHOLD_`, `MALLOC_MMAP_THRESHOLD_`);
  * - what the runner takes as input or the agent sets itself: `ACTIONS_RUNNER_INPUT_*`,
  *   `ACTIONS_RUNNER_HOOK_*`, `RUNNER_ALLOW_RUNASROOT`, `RUNNER_MANUALLY_TRAP_SIG`,
  *   `ACTIONS_RUNNER_RETURN_VERSION_DEPRECATED_EXIT_CODE`,
@@ -41,6 +42,8 @@ export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 const WITHHELD_PREFIXES = ['AWS_', 'RUNS_FLEET_', 'VAULT_', 'ACTIONS_RUNNER_INPUT_', 'ACTIONS_RUNNER_HOOK_', 'SUDO_', 'LISTEN_', 'WATCHDOG_', 'SYSTEMD_', 'TRIGGER_'];
 const WITHHELD = new Set([
   'NODE_OPTIONS',
+  'MALLOC_TRIM_THRESHOLD_',
+  'MALLOC_MMAP_THRESHOLD_',
   'RUNNER_ALLOW_RUNASROOT',
   'RUNNER_MANUALLY_TRAP_SIG',
   'ACTIONS_RUNNER_RETURN_VERSION_DEPRECATED_EXIT_CODE',
