@@ -15,6 +15,7 @@ import { agentMachine, unitBudgetWarnings } from '../machines/agent.machine.js';
 import { toDot, toMermaid } from '../machines/diagram.js';
 import type { AgentOutcome } from '../machines/types.js';
 import { createAwsClients } from '../services/aws/clients.js';
+import { StdoutEcho } from '../services/logs/echo.js';
 import { createLogger, LogRoute } from '../services/logs/logger.js';
 import { RunnerReaper } from '../services/runner/reaper.js';
 import { SecretVault } from '../services/secrets.js';
@@ -188,15 +189,16 @@ function hardDeadlineMs(settings: Settings): number {
   return Math.min(sum, MAX_TIMER_MS); // the settings' maxima keep it far below; never let a timer fire at once
 }
 
-/** Runner lines are not echoed to stdout while more than this is waiting to be written. */
-const ECHO_BACKLOG_BYTES = 1024 * 1024;
-
 async function run(inspectPort: number | undefined, io: CliIo): Promise<number> {
   const vault = new SecretVault();
   // The logger's lines (and the runner's) reach the log shipper through this route, which the
   // shipper's actor attaches to; until then they wait in it.
   const route = new LogRoute();
-  const logger = createLogger({ vault, route, write: io.out });
+  // Runner lines go to the agent's stdout (journald) as JSON, beside CloudWatch's runner stream,
+  // batched and bounded (services/logs/echo.ts); the agent's own lines go through the same echo,
+  // which keeps the two in order.
+  const echo = new StdoutEcho({ write: io.out });
+  const logger = createLogger({ vault, route, write: (line) => echo.write(line) });
   const aws = createAwsClients(io.env);
 
   // A signal's default action must never end the agent before it decided its exit code: the
@@ -239,18 +241,8 @@ async function run(inspectPort: number | undefined, io: CliIo): Promise<number> 
     }
   };
 
-  // Runner lines go to the agent's stdout (journald) as JSON, beside CloudWatch's runner stream.
-  // Written directly, not through the logger, so they are not shipped a second time as agent lines.
-  // Bounded: when stdout falls behind (a job flooding its output), lines are not echoed but
-  // counted — CloudWatch still gets every one — instead of queueing without limit in memory.
-  let notEchoed = 0;
-  const echoRunnerLine = (line: string, timestampMs: number, stream: string) => {
-    if (process.stdout.writableLength > ECHO_BACKLOG_BYTES) {
-      notEchoed += 1;
-      return;
-    }
-    io.out(`${JSON.stringify({ level: 'info', time: new Date(timestampMs).toISOString(), msg: 'runner', stream, line })}\n`);
-  };
+  // Runner lines are echoed directly, not through the logger, so they are not shipped a second time as agent lines.
+  const echoRunnerLine = (line: string, timestampMs: number, stream: string) => echo.runnerLine(line, timestampMs, stream);
   const reaper = new RunnerReaper();
   reaper.start();
   const machine = agentMachine.provide({ actors: createActors({ logger, vault, aws, route, echoRunnerLine, reaper, agentVersion: AGENT_VERSION }) });
@@ -281,11 +273,12 @@ async function run(inspectPort: number | undefined, io: CliIo): Promise<number> 
     code = outcome.exitCode;
     const last = timeline[timeline.length - 1];
     if (last) last.endMs = Date.now();
-    logger.info({ ...outcome, timings: done.context.timings, runner_lines_not_echoed: notEchoed }, 'lifecycle finished');
+    logger.info({ ...outcome, timings: done.context.timings, runner_lines_not_echoed: echo.notEchoed }, 'lifecycle finished');
     io.err(`\nruns-fleet-agent timeline (${outcome.status}, exit ${code}):\n${renderTimeline(timeline)}\n`);
   } catch (error) {
     logger.error({ err: error }, 'lifecycle did not finish');
   } finally {
+    echo.flush();
     actor.stop();
     reaper.stop();
     clearTimeout(deadline);
