@@ -37,6 +37,17 @@ export class Block {
     this.flags = new Uint8Array(events);
   }
 
+  /** Empty again, for the next events (a lane reuses its used-up blocks instead of leaving them to the GC). */
+  reset(): this {
+    this.size = 0;
+    this.pending = '';
+    this.count = 0;
+    this.head = 0;
+    this.headOff = 0;
+    this.sealed = false;
+    return this;
+  }
+
   fits(jsonBytes: number): boolean {
     return !this.sealed && this.count < this.jsonLen.length && this.size + this.pending.length + jsonBytes <= this.data.length;
   }

@@ -60,7 +60,17 @@ export function eventBytes(message: string): number {
  * them). The SDK's own serializer writes every body character by character: at full
  * speed that was the shipper's largest cost on the agent's main thread.
  */
-export function putLogEventsBody(logGroupName: string, logStreamName: string, json: readonly Uint8Array[]): Buffer {
-  const head = Buffer.from(`{"logGroupName":${JSON.stringify(logGroupName)},"logStreamName":${JSON.stringify(logStreamName)},"logEvents":[`, 'utf8');
-  return Buffer.concat([head, ...json, Buffer.from(']}', 'latin1')]);
+export function putLogEventsBody(logGroupName: string, logStreamName: string, json: readonly Uint8Array[], scratch?: Buffer): Buffer {
+  const head = `{"logGroupName":${JSON.stringify(logGroupName)},"logStreamName":${JSON.stringify(logStreamName)},"logEvents":[`;
+  let total = Buffer.byteLength(head, 'utf8') + 2;
+  for (const part of json) total += part.byteLength;
+  // Into `scratch` when it is big enough, else into a new buffer with room for the largest batch.
+  const out = scratch && scratch.length >= total ? scratch : Buffer.allocUnsafeSlow(Math.max(total, MAX_BATCH_BYTES + 4096));
+  let off = out.write(head, 0, 'utf8');
+  for (const part of json) {
+    out.set(part, off);
+    off += part.byteLength;
+  }
+  off += out.write(']}', off, 'latin1');
+  return out.subarray(0, off);
 }

@@ -46,6 +46,13 @@ export interface LogBatch {
   /** 1 for each event that starts a line, in order. */
   readonly lineFlags: Uint8Array;
   attempt: number;
+  /**
+   * Set when a request went out with `json` as its body (lean-put.ts): the batch was never
+   * decoded by the SDK, so nothing will read its bytes after it is done and its blocks may be
+   * reused. A batch that is not (a mocked client, the SDK's own serializer) may be decoded
+   * later through `entries`: its lane then leaves its used-up blocks to the GC.
+   */
+  sentAsBody: boolean;
   /** The events decoded: for the SDK's own serializer and for tests only (built on first use). */
   readonly entries: LogEntry[];
 }
@@ -58,11 +65,18 @@ export interface LogLaneOptions {
   onSpillError: (error: unknown) => void;
 }
 
+/**
+ * Used-up blocks a lane keeps for its next events. A dead 256 KiB block waits for a full GC
+ * before its memory is free: in a log flood those made most of the agent's peak RSS.
+ */
+const SPARE_BLOCKS = 2;
+
 /** Anything but printable ASCII, `"` or `\\`: a message without any is its own JSON string body. */
 const NEEDS_ENCODING = /[^\x20\x21\x23-\x5b\x5d-\x7e]/;
 
 class LaneBatch implements LogBatch {
   attempt = 0;
+  sentAsBody = false;
   private decoded: LogEntry[] | undefined;
 
   constructor(
@@ -103,6 +117,12 @@ export class LogLane {
   private prefixTs = Number.NaN;
   private prefix = '';
   private readonly flagScratch = new Uint8Array(MAX_BATCH_EVENTS);
+  /** Used-up blocks of the standard size, ready for reuse (at most SPARE_BLOCKS). */
+  private spare: Block[] = [];
+  /** Used-up blocks the batch being made or sent may still refer to: spare once it is done. */
+  private retired: Block[] = [];
+  /** False once a batch was done without going out as its own bytes: its events may still be read. */
+  private reuse = true;
 
   private spilling = false;
   /** The block new events go to while spilling; written to the file when full. */
@@ -162,6 +182,9 @@ export class LogLane {
   /** The batch to send next: the current one (being retried) or a new one, oldest events first. */
   nextBatch(): LogBatch | undefined {
     if (this.current) return this.current;
+    // The previous batch was delivered or dropped: nothing refers to its used-up blocks any more.
+    if (this.reuse) for (const block of this.retired) this.recycle(block);
+    this.retired = [];
     const json: Buffer[] = [];
     const budget = this.options.budget;
     let count = 0;
@@ -176,9 +199,10 @@ export class LogLane {
       }
       block.flush();
       if (block.head >= block.count) {
-        // Used up: let it go, unless it is the block still taking new events.
+        // Used up: let it go, unless it is the block still taking new events. The batch being
+        // made may refer to it: it is reused once that batch is done.
         if (block.sealed || this.mem.length > 1) {
-          this.mem.shift();
+          this.retired.push(this.mem.shift()!);
           continue;
         }
         break;
@@ -219,6 +243,7 @@ export class LogLane {
   /** The current batch was delivered; `rejectedLines` of it were refused by CloudWatch. */
   delivered(rejectedLines = 0): void {
     if (!this.current) return;
+    if (!this.current.sentAsBody) this.reuse = false;
     this.shipped += this.current.lines - rejectedLines;
     this.dropped += rejectedLines;
     this.current = undefined;
@@ -227,6 +252,7 @@ export class LogLane {
   /** Give up on the current batch (counted as dropped). */
   dropCurrent(): number {
     const lines = this.current?.lines ?? 0;
+    if (this.current && !this.current.sentAsBody) this.reuse = false;
     this.dropped += lines;
     this.current = undefined;
     return lines;
@@ -239,6 +265,7 @@ export class LogLane {
     this.options.budget.used -= this.memUsed;
     this.memUsed = 0;
     this.mem = [];
+    this.retired = [];
     this.spillBlock = undefined;
     this.events = 0;
     this.bytes = 0;
@@ -308,7 +335,7 @@ export class LogLane {
     let last = this.mem[this.mem.length - 1];
     if (last === undefined || !last.fits(jsonBytes)) {
       if (last) seal(last);
-      last = new Block(Math.max(BLOCK_DATA_BYTES, jsonBytes), BLOCK_EVENTS);
+      last = this.newBlock(jsonBytes);
       this.mem.push(last);
     }
     return last;
@@ -330,8 +357,21 @@ export class LogLane {
       if (!this.writeBlock(block)) return undefined;
       block = undefined;
     }
-    if (block === undefined) block = this.spillBlock = new Block(Math.max(BLOCK_DATA_BYTES, jsonBytes), BLOCK_EVENTS);
+    if (block === undefined) block = this.spillBlock = this.newBlock(jsonBytes);
     return block;
+  }
+
+  /** A block for new events: a spare one when the event fits the standard size. */
+  private newBlock(jsonBytes: number): Block {
+    if (jsonBytes <= BLOCK_DATA_BYTES) {
+      const spare = this.spare.pop();
+      if (spare) return spare.reset();
+    }
+    return new Block(Math.max(BLOCK_DATA_BYTES, jsonBytes), BLOCK_EVENTS);
+  }
+
+  private recycle(block: Block): void {
+    if (this.spare.length < SPARE_BLOCKS && block.data.length === BLOCK_DATA_BYTES && block.jsonLen.length === BLOCK_EVENTS) this.spare.push(block);
   }
 
   private openSpillFile(): boolean {
