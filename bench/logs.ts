@@ -45,7 +45,7 @@
  * Prints one `key=value` line per figure at the end.
  */
 import { GetLogEventsCommand } from '@aws-sdk/client-cloudwatch-logs';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -64,12 +64,16 @@ function arg(name: string, fallback: string): string {
   return i === -1 ? fallback : process.argv[i + 1]!;
 }
 const LINES = Number(arg('--lines', '1000000'));
-const ROUNDS = Math.max(1, Number(arg('--rounds', '2')));
+const ROUNDS = Math.max(1, Number(arg('--rounds', process.env.BENCH_ROUNDS ?? '5')));
 const FLUSH_SECONDS = arg('--flush-seconds', '10');
 const DOUBLE = !process.argv.includes('--no-double');
 const SINK = !process.argv.includes('--no-sink');
 /** Another agent bundle than dist/ (for investigation: a variant built to tell costs apart). */
 const AGENT = arg('--agent', AGENT_BUNDLE);
+/** A baseline bundle (an earlier build) run alternated with AGENT in the same invocation: before/after figures. */
+const BASELINE = arg('--baseline', process.env.BENCH_BASELINE_BUNDLE ?? '');
+/** Lines of the small job whose CPU is subtracted: what a flood costs beyond the lifecycle itself. */
+const SMALL_LINES = 10_000;
 /** Extra node flags for the agent process, for investigation (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`). */
 const AGENT_NODE_FLAGS = arg('--agent-node-flags', '').split(' ').filter(Boolean);
 const PAD = 'x'.repeat(86);
@@ -187,7 +191,7 @@ function memoryKb(pid: number): number {
   }
 }
 
-async function runAgent(world: World, github: FakeGitHub, label: string, lines: number, shipping: Shipping, env: Record<string, string | undefined>, moto: number | undefined): Promise<RunResult> {
+async function runAgent(world: World, github: FakeGitHub, label: string, lines: number, shipping: Shipping, env: Record<string, string | undefined>, moto: number | undefined, agent: string): Promise<RunResult> {
   const agentEnv = world.env({
     RUNS_FLEET_GITHUB_API_URL: github.apiUrl,
     RUNS_FLEET_GITHUB_URL: github.webUrl,
@@ -197,14 +201,19 @@ async function runAgent(world: World, github: FakeGitHub, label: string, lines: 
     RUNS_FLEET_REPORT_TIMEOUT_SECONDS: '30',
     ...env,
   });
-  const child = spawn(process.execPath, [...AGENT_NODE_FLAGS, AGENT, 'run'], { env: agentEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...AGENT_NODE_FLAGS, agent, 'run'], { env: agentEnv, stdio: ['ignore', 'pipe', 'pipe'] });
   let echoed = false;
-  child.stdout!.on(
-    'data',
-    jobEndScanner((line) => {
-      if (line.includes('"msg":"runner"')) echoed = true;
-    }),
-  );
+  const scan = jobEndScanner((line) => {
+    if (line.includes('"msg":"runner"')) echoed = true;
+  });
+  /** The agent's warnings and errors (not the runner's lines), for a failed run's message. */
+  let problems = '';
+  child.stdout!.on('data', (chunk: Buffer) => {
+    scan(chunk);
+    if (problems.length < 8000 && (chunk.includes('"level":"warn"') || chunk.includes('"level":"error"'))) {
+      for (const l of chunk.toString('utf8').split('\n')) if (/"level":"(warn|error)"/.test(l) && !l.includes('"msg":"runner"')) problems += `${l.slice(0, 600)}\n`;
+    }
+  });
   let stderr = '';
   child.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-8000)));
   let peakKb = 0;
@@ -222,7 +231,7 @@ async function runAgent(world: World, github: FakeGitHub, label: string, lines: 
     try {
       return BigInt(readFileSync(join(world.runnerDir, '_diag', name), 'utf8').trim());
     } catch {
-      throw new Error(`${label}: the job did not record ${name} (agent exit ${exitCode})\n${stderr}`);
+      throw new Error(`${label}: the job did not record ${name} (agent exit ${exitCode})\n${problems}${stderr}`);
     }
   };
   const jobStartNs = ns('bench-job-start');
@@ -267,7 +276,7 @@ async function delivered(world: World): Promise<NonNullable<RunResult['delivered
   return { inOrder: next - 1, outOfOrder, events, readMs: performance.now() - started };
 }
 
-async function oneCase(moto: Moto, label: string, lines: number, shipping: Shipping, readBack: boolean): Promise<RunResult> {
+async function oneCase(moto: Moto, label: string, lines: number, shipping: Shipping, readBack: boolean, agent = AGENT): Promise<RunResult> {
   await moto.reset();
   const world = await createWorld({ moto, runner: { behavior: 'lines', lines } });
   const arch = process.arch === 'arm64' ? 'arm64' : 'x64';
@@ -276,7 +285,7 @@ async function oneCase(moto: Moto, label: string, lines: number, shipping: Shipp
   try {
     await world.putRunnerConfig({ jit_config: JIT_SECRET });
     const env = sink ? { AWS_ENDPOINT_URL_CLOUDWATCH_LOGS: sink.endpoint } : {};
-    const result = await runAgent(world, github, label, lines, shipping, env, motoPid(moto));
+    const result = await runAgent(world, github, label, lines, shipping, env, motoPid(moto), agent);
     const final = (await world.telemetry()).at(-1);
     result.telemetry = { shipped: final?.log_lines_shipped, dropped: final?.log_lines_dropped, status: final?.status };
     if (shipping === 'moto' && readBack) result.delivered = await delivered(world);
@@ -302,45 +311,96 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
+/** The job without an agent: the same `seq` into a pipe that is read and dropped. Wall seconds. */
+function noAgentJobSeconds(lines: number): number {
+  const script = `seq -f 'line %07.0f ${PAD}' 1 ${lines} | cat > /dev/null`;
+  const started = process.hrtime.bigint();
+  const r = spawnSync('sh', ['-c', script], { stdio: 'ignore' });
+  if (r.status !== 0) throw new Error(`the no-agent job failed (${r.status})`);
+  return Number(process.hrtime.bigint() - started) / 1e9;
+}
+
+/** Pin moto (every thread) to the last CPU, so that its CPU use is its own and reported apart. */
+function pinMoto(moto: Moto): string {
+  const pid = motoPid(moto);
+  const cpus = availableParallelism();
+  if (pid === undefined || cpus < 2) return 'not pinned';
+  const r = spawnSync('taskset', ['-a', '-cp', String(cpus - 1), String(pid)], { encoding: 'utf8' });
+  return r.status === 0 ? `pinned to CPU ${cpus - 1} (taskset)` : `not pinned (taskset: ${r.error?.message ?? r.stderr.trim()})`;
+}
+
+interface Variant {
+  name: string;
+  agent: string;
+  off: RunResult[];
+  on: RunResult[];
+  small: RunResult[];
+}
+
 async function main(): Promise<void> {
   if (!existsSync(AGENT)) throw new Error(`${AGENT} is missing: run \`node scripts/build.mjs\` first`);
+  if (BASELINE && !existsSync(BASELINE)) throw new Error(`baseline ${BASELINE} is missing`);
   const benchStarted = performance.now();
   const moto = await startMoto();
   try {
+    const pinned = pinMoto(moto);
     console.log(
-      `log shipping benchmark: ${AGENT}, a fake job printing ${LINES.toLocaleString('en')} lines of 100 bytes ` +
-        `(${Math.round(LINES / 10_000)} MB); moto at ${moto.endpoint}; ${availableParallelism()} CPUs shared by the job, the agent, moto and this bench`,
+      `log shipping benchmark: ${AGENT}${BASELINE ? ` against the baseline ${BASELINE}` : ''}, a fake job printing ${LINES.toLocaleString('en')} lines of 100 bytes ` +
+        `(${Math.round(LINES / 10_000)} MB), ${ROUNDS} alternated rounds (medians); moto at ${moto.endpoint}, ${pinned}; ${availableParallelism()} CPUs shared by the job, the agent, moto and this bench`,
     );
     await oneCase(moto, 'warm-up', 20_000, 'moto', false);
-    const off: RunResult[] = [];
-    const on: RunResult[] = [];
+    const variants: Variant[] = [{ name: 'after', agent: AGENT, off: [], on: [], small: [] }];
+    if (BASELINE) variants.unshift({ name: 'before', agent: BASELINE, off: [], on: [], small: [] });
+    const noAgent: number[] = [];
     for (let round = 0; round < ROUNDS; round++) {
-      // Alternated, so that drift (page cache, moto's heap) hurts neither side.
-      off.push(await oneCase(moto, `off #${round + 1}`, LINES, 'off', false));
-      on.push(await oneCase(moto, `on #${round + 1}`, LINES, 'moto', round === 0));
+      // Alternated, so that drift (page cache, moto's heap, the other load on the machine) hurts no side.
+      noAgent.push(noAgentJobSeconds(LINES));
+      for (const v of round % 2 === 0 ? variants : [...variants].reverse()) {
+        const tag = variants.length > 1 ? `${v.name} ` : '';
+        v.off.push(await oneCase(moto, `${tag}off #${round + 1}`, LINES, 'off', false, v.agent));
+        v.on.push(await oneCase(moto, `${tag}on #${round + 1}`, LINES, 'moto', round === 0, v.agent));
+        v.small.push(await oneCase(moto, `${tag}small #${round + 1}`, SMALL_LINES, 'moto', false, v.agent));
+      }
     }
     const double = DOUBLE ? await oneCase(moto, 'on 2x', 2 * LINES, 'moto', true) : undefined;
     const sink = SINK ? await oneCase(moto, 'null endpoint', LINES, 'sink', false) : undefined;
 
-    const offMs = median(off.map((r) => r.jobMs));
-    const onMs = median(on.map((r) => r.jobMs));
-    const d = on[0]!.delivered!;
     const out = (key: string, value: string) => console.log(`${key}=${value}`);
+    const per100 = 100 / (LINES / 10_000); // the job prints 100 bytes a line
+    const noAgentS = median(noAgent);
     console.log('');
     out('log_lines_printed', String(LINES));
-    out('log_lines_delivered', String(d.inOrder));
-    out('log_lines_delivered/log_lines_printed', (d.inOrder / LINES).toFixed(4));
-    out('log_lines_out_of_order', String(d.outOfOrder));
+    out('job_wall_s_no_agent', noAgentS.toFixed(2));
+    for (const v of variants) {
+      const p = variants.length > 1 ? `${v.name}_` : '';
+      const d = v.on[0]!.delivered!;
+      const offMs = median(v.off.map((r) => r.jobMs));
+      const onMs = median(v.on.map((r) => r.jobMs));
+      const smallCpu = median(v.small.map((r) => r.agentCpuS));
+      const cpuOn = median(v.on.map((r) => r.agentCpuS));
+      const cpuOff = median(v.off.map((r) => r.agentCpuS));
+      out(`${p}agent_cpu_s_per_100mb_shipping_on`, ((cpuOn - smallCpu) * per100).toFixed(2) + '  (primary; goal <= 3.0: the run\'s CPU minus a 10,000-line run\'s)');
+      out(`${p}agent_cpu_s_per_100mb_shipping_off`, ((cpuOff - smallCpu) * per100).toFixed(2));
+      out(`${p}agent_cpu_s_run_shipping_on`, cpuOn.toFixed(2) + '  (the whole run: boot to exit)');
+      out(`${p}agent_cpu_s_run_shipping_off`, cpuOff.toFixed(2));
+      out(`${p}agent_cpu_s_run_small_job`, smallCpu.toFixed(2));
+      out(`${p}moto_cpu_s_shipping_on`, median(v.on.map((r) => r.motoCpuS)).toFixed(2) + '  (apart: moto is pinned to its own CPU)');
+      out(`${p}log_lines_delivered`, String(d.inOrder));
+      out(`${p}log_lines_delivered/log_lines_printed`, (d.inOrder / LINES).toFixed(4));
+      out(`${p}log_lines_out_of_order`, String(d.outOfOrder));
+      out(`${p}agent_peak_rss_mb`, median(v.on.map((r) => r.peakRssMb)).toFixed(1) + '  (goal <= 120)');
+      out(`${p}agent_peak_rss_mb_shipping_off`, median(v.off.map((r) => r.peakRssMb)).toFixed(1));
+      out(`${p}job_wall_s_shipping_off`, (offMs / 1000).toFixed(2));
+      out(`${p}job_wall_s_shipping_on`, (onMs / 1000).toFixed(2));
+      out(`${p}job_wall_shipping_on_vs_no_agent`, (onMs / 1000 / noAgentS).toFixed(2));
+      out(`${p}shipping_after_job_s`, (median(v.on.map((r) => r.afterJobMs)) / 1000).toFixed(2));
+      out(`${p}log_ship_ratio`, (onMs / offMs).toFixed(3) + '  (on/off: a slow "off" flatters it; the CPU figure is the primary one)');
+      out(`${p}stdout_echo_cut_short_runs`, String([...v.on, ...v.off].filter((r) => !r.echoedEnd).length));
+    }
     if (double?.delivered) out('log_lines_delivered/log_lines_printed_2x', (double.delivered.inOrder / (2 * LINES)).toFixed(4));
-    out('agent_peak_rss_mb', median(on.map((r) => r.peakRssMb)).toFixed(1));
     if (double) out('agent_peak_rss_mb_2x', double.peakRssMb.toFixed(1));
-    out('agent_peak_rss_mb_shipping_off', median(off.map((r) => r.peakRssMb)).toFixed(1));
-    out('job_wall_s_shipping_off', (offMs / 1000).toFixed(2));
-    out('job_wall_s_shipping_on', (onMs / 1000).toFixed(2));
     if (double) out('job_wall_s_shipping_on_2x', (double.jobMs / 1000).toFixed(2));
-    out('shipping_after_job_s', (median(on.map((r) => r.afterJobMs)) / 1000).toFixed(2));
-    out('log_ship_ratio', (onMs / offMs).toFixed(3));
-    if (sink) out('log_ship_ratio_null_endpoint', (sink.jobMs / offMs).toFixed(3));
+    if (sink) out('agent_cpu_s_run_null_endpoint', sink.agentCpuS.toFixed(2));
     out('bench_seconds', ((performance.now() - benchStarted) / 1000).toFixed(0));
   } finally {
     await moto.stop();
