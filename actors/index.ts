@@ -36,7 +36,7 @@ export interface AgentDeps {
   /** Kills the runner's session if the agent dies without cleaning up. */
   reaper?: RunnerReaper;
   /** Echo of each (redacted) runner line into the agent's own log, beside CloudWatch. */
-  echoRunnerLine?: (line: string, timestampMs: number, stream: string) => void;
+  echoRunnerLine?: (line: string, timestampMs: number, stream: 'stdout' | 'stderr') => void;
   /** Shown in the job's "Set up job" step (.setup_info). */
   agentVersion: string;
 }

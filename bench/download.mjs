@@ -21,11 +21,12 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeRunnerLikeTree } from './runner-tree.mjs';
 
 const VERSION = '2.330.0';
 const ASSET = `actions-runner-linux-x64-${VERSION}.tar.gz`;
@@ -209,34 +210,7 @@ function ensureTarball() {
   const tree = join(WORK, 'tree');
   rmSync(tree, { recursive: true, force: true });
   console.log('generating the benchmark tarball (once; ~30 s)…');
-  let state = 0x9e3779b9;
-  const next = () => {
-    state ^= state << 13;
-    state >>>= 0;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    state >>>= 0;
-    return state;
-  };
-  const words = Array.from({ length: 4096 }, (_, i) => Buffer.from(`w${((i * 2654435761) >>> 0).toString(36)}`.slice(0, 3 + (i % 9)) + ' '));
-  let total = 0;
-  for (let n = 0; total < 400e6; n++) {
-    const pick = next() % 100;
-    const size = pick < 70 ? 1024 + (next() % 65536) : pick < 95 ? 65536 + (next() % (1 << 20)) : (1 << 20) + (next() % (7 << 20));
-    const dir = join(tree, n % 5 === 0 ? 'bin' : `externals/node${n % 3}/lib/m${n % 41}`);
-    mkdirSync(dir, { recursive: true });
-    const buf = Buffer.allocUnsafe(size);
-    if (n % 4 === 0) {
-      for (let i = 0; i + 4 <= size; i += 4) buf.writeUInt32LE(next(), i); // binary-like
-      buf.fill(0, size - (size % 4));
-    } else {
-      const vocabulary = n % 4 === 1 ? 4096 : 300; // text-like
-      let offset = 0;
-      while (offset < size) offset += words[next() % vocabulary].copy(buf, offset);
-    }
-    writeFileSync(join(dir, `f${n}.dll`), buf);
-    total += size;
-  }
+  writeRunnerLikeTree(tree, 400e6);
   execFileSync('sh', [
     '-c',
     `tar -cf - --sort=name --mtime=2025-01-01 --owner=0 --group=0 --numeric-owner -C '${tree}' . | gzip -n -6 > '${out}.tmp' && mv '${out}.tmp' '${out}'`,

@@ -3,7 +3,7 @@ import { main } from './main.js';
 
 main(process.argv.slice(2), {
   env: process.env,
-  out: (text) => process.stdout.write(text),
+  out: (text, encoding) => process.stdout.write(text, encoding ?? 'utf8'),
   err: (text) => process.stderr.write(text),
 }).then(
   // Exit once what was written to stdout has left (the last log lines included).

@@ -44,7 +44,7 @@ lifecycle finished), 1 otherwise.
 
 export interface CliIo {
   env: Env;
-  out: (text: string) => void;
+  out: (text: string, encoding?: 'latin1') => void;
   err: (text: string) => void;
 }
 
@@ -242,7 +242,7 @@ async function run(inspectPort: number | undefined, io: CliIo): Promise<number> 
   };
 
   // Runner lines are echoed directly, not through the logger, so they are not shipped a second time as agent lines.
-  const echoRunnerLine = (line: string, timestampMs: number, stream: string) => echo.runnerLine(line, timestampMs, stream);
+  const echoRunnerLine = (line: string, timestampMs: number, stream: 'stdout' | 'stderr') => echo.runnerLine(line, timestampMs, stream);
   const reaper = new RunnerReaper();
   reaper.start();
   const machine = agentMachine.provide({ actors: createActors({ logger, vault, aws, route, echoRunnerLine, reaper, agentVersion: AGENT_VERSION }) });

@@ -11,7 +11,7 @@ describe('StdoutEcho', () => {
   it('writes what JSON.stringify would, field for field, for plain and escaped lines', async () => {
     const writes: string[] = [];
     const echo = new StdoutEcho({ write: (t) => writes.push(t), backlog: () => 0 });
-    const lines: [string, number, string][] = [
+    const lines: [string, number, 'stdout' | 'stderr'][] = [
       ['hello world', 1_700_000_000_123, 'stdout'],
       ['quote " backslash \\ tab \t é ✓ \u0001', 1_700_000_000_123, 'stderr'],
       ['', 1_700_000_000_124, 'stdout'],
@@ -53,5 +53,21 @@ describe('StdoutEcho', () => {
     expect(echo.notEchoed).toBe(1);
     expect(writes.join('')).toContain('"line":"kept"');
     expect(writes.join('')).not.toContain('lost');
+  });
+
+  it('writes an ASCII batch as latin1 and a batch with any other character as UTF-8, with the same text', async () => {
+    const writes: { text: string; encoding?: string }[] = [];
+    const echo = new StdoutEcho({ write: (text, encoding) => writes.push({ text, encoding }), backlog: () => 0 });
+    echo.runnerLine('plain', 1, 'stdout');
+    echo.runnerLine('tab\there "quoted"', 1, 'stdout');
+    await nextTurn();
+    echo.runnerLine('plain again', 2, 'stdout');
+    echo.runnerLine('caf\u00e9 \u2713', 2, 'stderr');
+    await nextTurn();
+    expect(writes.map((w) => w.encoding)).toEqual(['latin1', undefined]);
+    expect(writes.map((w) => w.text.trim().split('\n').map((l) => (JSON.parse(l) as { line: string }).line))).toEqual([
+      ['plain', 'tab\there "quoted"'],
+      ['plain again', 'caf\u00e9 \u2713'],
+    ]);
   });
 });

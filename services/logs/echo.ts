@@ -16,16 +16,18 @@
  * CloudWatch still gets every one, and memory does not grow without limit.
  */
 
+import { isPlainJsonText } from './json-text.js';
+
 /** A batch is written once it holds this many characters (else at the end of the event loop's turn). */
 export const BATCH_CHARS = 64 * 1024;
 export const DEFAULT_BACKLOG_BYTES = 1024 * 1024;
 
-/** Printable ASCII without `"` and `\`: such a line is its own JSON string body. */
-const NEEDS_ESCAPING = /[^\x20\x21\x23-\x5b\x5d-\x7e]/;
+/** Anything above ASCII (JSON.stringify keeps such characters as they are). */
+const NOT_ASCII = /[^\x00-\x7f]/;
 
 export interface StdoutEchoOptions {
-  /** Writes to stdout. */
-  write: (text: string) => void;
+  /** Writes to stdout; `latin1` when the text is known to be ASCII (encoded without a UTF-8 pass). */
+  write: (text: string, encoding?: 'latin1') => void;
   /** Bytes stdout has not written yet (default: process.stdout.writableLength). */
   backlog?: () => number;
   backlogBytes?: number;
@@ -35,10 +37,14 @@ export class StdoutEcho {
   /** Runner lines not echoed because stdout was behind. */
   notEchoed = 0;
   private batch = '';
+  /** Whether the batch is ASCII only (then written as latin1: a copy, where UTF-8 encodes every character). */
+  private ascii = true;
+  /** Whether stdout was behind when this batch started: asked once a batch, not once a line. */
+  private behind = false;
   private scheduled = false;
   private lastMs = Number.NaN;
   private lastTime = '';
-  private readonly out: (text: string) => void;
+  private readonly out: (text: string, encoding?: 'latin1') => void;
   private readonly backlog: () => number;
   private readonly backlogBytes: number;
 
@@ -49,8 +55,9 @@ export class StdoutEcho {
   }
 
   /** A runner line (already redacted), read at `timestampMs`, from `stream`. */
-  runnerLine(line: string, timestampMs: number, stream: string): void {
-    if (this.backlog() + this.batch.length > this.backlogBytes) {
+  runnerLine(line: string, timestampMs: number, stream: 'stdout' | 'stderr'): void {
+    if (this.batch === '') this.behind = this.backlog() > this.backlogBytes;
+    if (this.behind) {
       this.notEchoed += 1;
       return;
     }
@@ -58,8 +65,14 @@ export class StdoutEcho {
       this.lastMs = timestampMs;
       this.lastTime = new Date(timestampMs).toISOString();
     }
-    const text = NEEDS_ESCAPING.test(line) ? JSON.stringify(line) : `"${line}"`;
-    const kind = NEEDS_ESCAPING.test(stream) ? JSON.stringify(stream) : `"${stream}"`;
+    let text: string;
+    if (isPlainJsonText(line)) text = `"${line}"`;
+    else {
+      text = JSON.stringify(line);
+      if (this.ascii && NOT_ASCII.test(text)) this.ascii = false;
+    }
+    // The stream is `stdout` or `stderr`, the names OutputStream allows.
+    const kind = `"${stream}"`;
     this.batch += `{"level":"info","time":"${this.lastTime}","msg":"runner","stream":${kind},"line":${text}}\n`;
     if (this.batch.length >= BATCH_CHARS) this.flush();
     else if (!this.scheduled) {
@@ -81,7 +94,10 @@ export class StdoutEcho {
   flush(): void {
     if (this.batch === '') return;
     const batch = this.batch;
+    const ascii = this.ascii;
     this.batch = '';
-    this.out(batch);
+    this.ascii = true;
+    if (ascii) this.out(batch, 'latin1');
+    else this.out(batch);
   }
 }

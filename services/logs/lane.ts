@@ -17,6 +17,7 @@
  */
 import { Block, BLOCK_DATA_BYTES, BLOCK_EVENTS, EVENT_META_BYTES, seal } from './block.js';
 import { SpillFile } from './spill-file.js';
+import { isPlainJsonText } from './json-text.js';
 import {
   EVENT_OVERHEAD_BYTES,
   MAX_BATCH_BYTES,
@@ -71,8 +72,6 @@ export interface LogLaneOptions {
  */
 const SPARE_BLOCKS = 2;
 
-/** Anything but printable ASCII, `"` or `\\`: a message without any is its own JSON string body. */
-const NEEDS_ENCODING = /[^\x20\x21\x23-\x5b\x5d-\x7e]/;
 
 class LaneBatch implements LogBatch {
   attempt = 0;
@@ -303,7 +302,7 @@ export class LogLane {
     let json: string;
     let jsonBytes: number;
     let cost: number;
-    const ascii = !NEEDS_ENCODING.test(msg);
+    const ascii = isPlainJsonText(msg);
     if (ascii) {
       json = `${this.prefix}"${msg}"}`;
       jsonBytes = json.length;

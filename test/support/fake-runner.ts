@@ -17,7 +17,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { existsSync } from 'node:fs';
 import { join, resolve as resolvePath } from 'node:path';
@@ -51,6 +51,8 @@ export interface FakeRunnerOptions {
   deprecatedExitCode?: boolean;
   /** Incompressible bytes in `bin/padding.bin`, so that a benchmark's download costs what a real one does. */
   paddingBytes?: number;
+  /** A directory whose contents are added to the runner's root (a benchmark's runner-sized, runner-like payload). */
+  extraTree?: string;
 }
 
 const SCRIPTS: [source: string, target: string][] = [
@@ -100,7 +102,8 @@ export async function buildFakeRunnerTarball(opts: FakeRunnerOptions): Promise<B
     }
     await writeFile(join(dir, 'bin/Runner.Listener.deps.json'), depsJson(opts.version));
     // One key per line: the scripts read it with grep/sed (no jq needed).
-    const { jobScript, paddingBytes, ...flat } = opts;
+    const { jobScript, paddingBytes, extraTree, ...flat } = opts;
+    if (extraTree) await cp(extraTree, dir, { recursive: true });
     if (paddingBytes) await writeFile(join(dir, 'bin/padding.bin'), randomBytes(paddingBytes));
     await writeFile(join(dir, '.fake-runner.json'), JSON.stringify(flat, null, 2) + '\n');
     if (jobScript) await writeFile(join(dir, '.fake-runner-job.sh'), `${jobScript}\n`, { mode: 0o755 });
