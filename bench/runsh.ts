@@ -9,14 +9,17 @@
  * Also printed, from the agent's own log (medians): start → `downloading`, start → the runner
  * installed (`runner … ready from …`), and from there to run.sh.
  *
- *   node scripts/run-ts.mjs bench/runsh.ts [--rounds 5] [--agent path.cjs] [--baseline earlier.cjs]
- *                                          (or BENCH_ROUNDS, BENCH_BASELINE_BUNDLE)
+ *   node scripts/run-ts.mjs bench/runsh.ts [--rounds 5] [--agent binary-or.cjs] [--baseline earlier-binary-or.cjs] [--explain]
+ *                                          (or BENCH_ROUNDS, BENCH_BASELINE_AGENT)
+ *
+ * The agent is the single binary (dist/runs-fleet-agent-linux-*) when it was built, as the unit
+ * runs it, else the bundle.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AGENT_BUNDLE, createWorld, JIT_SECRET, RUNNER_VERSION, type World } from '../test/support/agent-world.js';
+import { AGENT_BINARY, AGENT_BUNDLE, createWorld, JIT_SECRET, RUNNER_VERSION, type World } from '../test/support/agent-world.js';
 // @ts-expect-error -- a plain .mjs module shared with bench/download.mjs
 import { writeRunnerLikeTree } from './runner-tree.mjs';
 
@@ -27,9 +30,13 @@ function arg(name: string, fallback: string): string {
   return i === -1 ? fallback : process.argv[i + 1]!;
 }
 const ROUNDS = Math.max(1, Number(arg('--rounds', process.env.BENCH_ROUNDS ?? '5')));
-const AGENT = arg('--agent', AGENT_BUNDLE);
-const BASELINE = arg('--baseline', process.env.BENCH_BASELINE_BUNDLE ?? '');
+/** The single binary, as the unit runs it, when `make dist` built it; else the bundle. */
+const AGENT = arg('--agent', existsSync(AGENT_BINARY) ? AGENT_BINARY : AGENT_BUNDLE);
+const command = (agent: string) => (agent.endsWith('.cjs') ? [process.execPath, agent] : [agent]);
+const BASELINE = arg('--baseline', process.env.BENCH_BASELINE_AGENT ?? '');
 const WORK = join(tmpdir(), 'runs-fleet-bench');
+/** For investigation: print the agent's log lines up to run.sh, with their time since start. */
+const EXPLAIN = process.argv.includes('--explain');
 const TREE_BYTES = 370e6;
 const TREE = join(WORK, `runsh-tree-${TREE_BYTES / 1e6}MB-v1`);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -60,11 +67,12 @@ async function agentOnce(world: World, agent: string): Promise<Sample> {
   const { child, done } = world.startAgent(
     { RUNS_FLEET_TERMINATE: 'false', RUNS_FLEET_INSTANCE_ID: world.instanceId, AWS_REGION: 'us-east-1' },
     {
-      bin: [process.execPath, agent],
+      bin: command(agent),
       onLine: (line) => {
         if (!line.startsWith('{')) return;
         const entry = JSON.parse(line) as { msg?: string; time?: string; state?: string };
         const time = Date.parse(entry.time ?? '');
+        if (EXPLAIN && at.runSh === undefined) console.log(`    +${time - started} ms ${line.slice(0, 600)}`);
         if (entry.msg === 'run.sh started') at.runSh ??= time;
         if (/^runner \S+ ready from/.test(entry.msg ?? '')) at.ready ??= time;
         if (entry.msg === 'state' && entry.state === 'downloading') at.downloading ??= time;

@@ -79,6 +79,26 @@ describe('keeping the job off IMDS', () => {
     await expect(probeBlocked({ uid: 1001, gid: 1001, setpriv: '/usr/bin/setpriv' }, [{ address: '169.254.169.254', family: 4 }], refused.deps)).resolves.toBeUndefined();
     expect(refused.calls[0]).toContain('--reuid 1001 --regid 1001 --clear-groups -- timeout 3 bash -c exec 3<>/dev/tcp/169.254.169.254/80');
   });
+
+  it('probes every target at once (a rejected connect takes ~1 s to fail), and names the one the runner still reaches', async () => {
+    const targets = await imdsTargets('http://127.0.0.1:8123');
+    let inFlight = 0;
+    let most = 0;
+    const probes: string[] = [];
+    const deps: FirewallDeps = {
+      run: async (_file, args) => {
+        inFlight += 1;
+        most = Math.max(most, inFlight);
+        probes.push(args.at(-1)!);
+        await new Promise((resolve) => setImmediate(resolve));
+        inFlight -= 1;
+        return { exitCode: args.at(-1)!.includes('fd00:ec2::254') ? 0 : 1, stdout: '', stderr: '' };
+      },
+    };
+    await expect(probeBlocked({ uid: 1001, gid: 1001, setpriv: '/usr/bin/setpriv' }, targets, deps)).rejects.toThrow(/still reaches fd00:ec2::254:80/);
+    expect(most).toBe(3);
+    expect(probes).toEqual(['exec 3<>/dev/tcp/169.254.169.254/80', 'exec 3<>/dev/tcp/fd00:ec2::254/80', 'exec 3<>/dev/tcp/127.0.0.1/8123']);
+  });
 });
 
 describe('the job cgroup', () => {

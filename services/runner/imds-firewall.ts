@@ -63,20 +63,24 @@ const realDeps: FirewallDeps = {
   },
 };
 
-const comment = (uid: number, t: BlockTarget) => `runs-fleet uid ${uid} ${t.address}${t.port ? ` port ${t.port}` : ''}`;
-
-/** One nft rule: the runner's uid to this destination is refused (a TCP reset, or ICMP unreachable). */
-function nftRule(uid: number, t: BlockTarget): string {
-  const daddr = t.family === 6 ? `ip6 daddr ${t.address}` : `ip daddr ${t.address}`;
-  const port = t.port ? ` tcp dport ${t.port}` : '';
-  const verdict = t.port ? 'reject with tcp reset' : 'reject';
-  return `add rule inet ${NFT_TABLE} ${NFT_CHAIN} meta skuid ${uid} ${daddr}${port} counter ${verdict} comment "${comment(uid, t)}"`;
-}
+const comment = (uid: number, t: BlockTarget, tcp = false) => `runs-fleet uid ${uid} ${t.address}${t.port ? ` port ${t.port}` : ''}${tcp ? ' tcp' : ''}`;
 
 /**
- * Refuse `uid` every target, with nftables else iptables; idempotent (a rule already there is
- * not added twice). Throws, naming what is missing, when neither mechanism works.
+ * The rules for one target. A whole address gets a TCP reset first, then a reject for all else:
+ * rejected with ICMP alone, a connect() fails only when its SYN is sent again a second later (the
+ * error arrives while connect() holds the socket), which made every probe, and every attempt of
+ * the job's own, take a second.
  */
+function nftRules(uid: number, t: BlockTarget): string[] {
+  const daddr = t.family === 6 ? `ip6 daddr ${t.address}` : `ip daddr ${t.address}`;
+  const rule = (match: string, verdict: string, tcp = false) => `add rule inet ${NFT_TABLE} ${NFT_CHAIN} meta skuid ${uid} ${daddr}${match} counter ${verdict} comment "${comment(uid, t, tcp)}"`;
+  if (t.port) return [rule(` tcp dport ${t.port}`, 'reject with tcp reset')];
+  return [rule(' meta l4proto tcp', 'reject with tcp reset', true), rule('', 'reject')];
+}
+
+/** The comments a target's rules carry (what makes them found again: idempotence). */
+const nftComments = (uid: number, t: BlockTarget) => (t.port ? [comment(uid, t)] : [comment(uid, t, true), comment(uid, t)]);
+
 export async function blockForUid(uid: number, targets: BlockTarget[], deps: FirewallDeps = realDeps): Promise<FirewallMechanism> {
   if (!Number.isInteger(uid) || uid <= 0) throw new Error(`refusing to firewall uid ${uid}: only an unprivileged runner user is blocked`);
   const failures: string[] = [];
@@ -95,9 +99,9 @@ export async function blockForUid(uid: number, targets: BlockTarget[], deps: Fir
     const created = await deps.run('nft', ['-f', '-'], setup);
     if (created.exitCode === 0) {
       const listed = await deps.run('nft', ['list', 'chain', 'inet', NFT_TABLE, NFT_CHAIN]);
-      const missing = targets.filter((t) => !listed.stdout.includes(`"${comment(uid, t)}"`));
+      const missing = targets.filter((t) => nftComments(uid, t).some((c) => !listed.stdout.includes(`"${c}"`)));
       if (missing.length === 0) return 'nft';
-      const added = await deps.run('nft', ['-f', '-'], `${missing.map((t) => nftRule(uid, t)).join('\n')}\n`);
+      const added = await deps.run('nft', ['-f', '-'], `${missing.flatMap((t) => nftRules(uid, t)).join('\n')}\n`);
       if (added.exitCode === 0) return 'nft';
       failures.push(`nft: ${added.stderr.trim() || `exit ${added.exitCode}`}`);
     } else failures.push(`nft: ${created.stderr.trim() || `exit ${created.exitCode}`}`);
@@ -135,14 +139,20 @@ export interface ProbeUser {
  */
 export async function probeBlocked(user: ProbeUser, targets: BlockTarget[], deps: FirewallDeps = realDeps): Promise<void> {
   if (!user.setpriv) return; // no way to act as the runner here; the rules stand alone
-  for (const t of targets) {
-    const host = t.family === 6 ? t.address : t.address;
-    const port = t.port ?? 80;
-    const result = await deps
-      .run(user.setpriv, ['--reuid', String(user.uid), '--regid', String(user.gid), '--clear-groups', '--', 'timeout', '3', 'bash', '-c', `exec 3<>/dev/tcp/${host}/${port}`])
-      .catch(() => undefined);
-    if (result?.exitCode === 0) {
-      throw new Error(`the runner user still reaches ${t.address}:${port} after the firewall rules were set: another rule lets it through`);
-    }
+  const setpriv = user.setpriv;
+  // All at once: a TCP connect the rules reject fails only on the SYN's first retransmission
+  // (the ICMP error comes back while connect() still holds the socket: a soft error), ~1 s
+  // each, which one after the other was 2 of the 2.2 s between the runner installed and run.sh.
+  const results = await Promise.all(
+    targets.map((t) =>
+      deps
+        .run(setpriv, ['--reuid', String(user.uid), '--regid', String(user.gid), '--clear-groups', '--', 'timeout', '3', 'bash', '-c', `exec 3<>/dev/tcp/${t.address}/${t.port ?? 80}`])
+        .catch(() => undefined),
+    ),
+  );
+  const reached = targets.findIndex((_, i) => results[i]?.exitCode === 0);
+  if (reached !== -1) {
+    const t = targets[reached]!;
+    throw new Error(`the runner user still reaches ${t.address}:${t.port ?? 80} after the firewall rules were set: another rule lets it through`);
   }
 }

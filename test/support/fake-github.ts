@@ -35,7 +35,13 @@ export interface FakeGitHub {
 
 const ARCHES: RunnerArch[] = ['x64', 'arm64'];
 const assetName = (arch: string, v: string) => `actions-runner-linux-${arch}-${v}.tar.gz`;
-const sha256hex = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+/** Each tarball hashed once, not on every release request (a runner-sized one took 0.3 s a request). */
+const hashes = new WeakMap<Buffer, string>();
+const sha256hex = (b: Buffer) => {
+  let hex = hashes.get(b);
+  if (hex === undefined) hashes.set(b, (hex = createHash('sha256').update(b).digest('hex')));
+  return hex;
+};
 
 export async function startFakeGitHub(opts: FakeGitHubOptions): Promise<FakeGitHub> {
   const checksum = opts.checksum ?? 'digest';
