@@ -62,7 +62,7 @@ graphviz:
 demo: build graphviz orchestrator-mirror nftables
 	node scripts/run-ts.mjs scripts/demo.ts
 
-bench: build orchestrator-mirror nftables
+bench: build binary orchestrator-mirror nftables
 	node scripts/run-ts.mjs bench/run.ts
 
 # The only writer of docs/state-machine.md and docs/state-machine.svg; the SVG only when Graphviz's dot

@@ -64,6 +64,7 @@ import type { AddressInfo } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { create as createTar, extract as extractTar } from 'tar';
+import { unitEnvironment, UNIT_FILE } from './unit-env.js';
 import { AGENT_BUNDLE, createWorld, JIT_SECRET, RUN_ID, RUNNER_VERSION, type World } from '../test/support/agent-world.js';
 import { startFakeGitHub, type FakeGitHub } from '../test/support/fake-github.js';
 import { buildFakeRunnerTarball } from '../test/support/fake-runner.js';
@@ -107,18 +108,8 @@ const BASELINE = arg('--baseline', process.env.BENCH_BASELINE_BUNDLE ?? '');
 /** Lines of the small job whose CPU is subtracted: what a flood costs beyond the lifecycle itself. */
 const SMALL_LINES = 10_000;
 /** The agent runs with the unit's `Environment=` (glibc tunables), as on an instance. */
-const UNIT_ENV = unitEnvironment(process.env.BENCH_AGENT_UNIT ?? 'deploy/systemd/runs-fleet-agent.service');
+const UNIT_ENV = unitEnvironment(process.env.BENCH_AGENT_UNIT ?? UNIT_FILE);
 
-/** A unit's `Environment=` assignments (none without a unit). */
-function unitEnvironment(file: string | undefined): Record<string, string> {
-  if (!file || !existsSync(file)) return {};
-  const env: Record<string, string> = {};
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    if (!line.startsWith('Environment=')) continue;
-    for (const m of line.slice('Environment='.length).matchAll(/(\w+)=(?:"([^"]*)"|(\S+))/g)) env[m[1]!] = m[2] ?? m[3]!;
-  }
-  return env;
-}
 /** Extra node flags for the agent process, for investigation (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`). */
 const AGENT_NODE_FLAGS = arg('--agent-node-flags', '').split(' ').filter(Boolean);
 const PAD = 'x'.repeat(86);

@@ -10,6 +10,7 @@ const benches: [string, string[]][] = [
   ['log shipping (issue 5)', ['scripts/run-ts.mjs', 'bench/logs.ts']],
   ['start-up and idle RSS (issue 7)', ['scripts/run-ts.mjs', 'bench/startup.ts']],
   ['time to run.sh with the config written after start (issue 10)', ['scripts/run-ts.mjs', 'bench/standby.ts']],
+  ['time to run.sh with a runner-sized tarball, against a local tar -xzf (issue 15)', ['scripts/run-ts.mjs', 'bench/runsh.ts']],
 ];
 
 let failed = 0;

@@ -18,6 +18,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { unitEnvironment, UNIT_FILE } from './unit-env.js';
 import { AGENT_BUNDLE, createWorld, JIT_SECRET, type World } from '../test/support/agent-world.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9);
@@ -25,7 +26,7 @@ const IDLE_ROUNDS = Number(process.env.BENCH_IDLE_ROUNDS ?? 5);
 const SAMPLES_S = [2, 10, 30];
 const arch = process.arch === 'arm64' ? 'arm64' : 'x64';
 const BINARY = `dist/runs-fleet-agent-linux-${arch}`;
-const UNIT = 'deploy/systemd/runs-fleet-agent.service';
+const UNIT = UNIT_FILE;
 const BASELINE_DIR = process.env.BENCH_BASELINE_DIR;
 
 const median = (xs: number[]) => {
@@ -33,16 +34,6 @@ const median = (xs: number[]) => {
   return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
-/** The unit's `Environment=` assignments (none when there is no unit). */
-export function unitEnvironment(file: string | undefined): Record<string, string> {
-  if (!file || !existsSync(file)) return {};
-  const env: Record<string, string> = {};
-  for (const line of readFileSync(file, 'utf8').split('\n')) {
-    if (!line.startsWith('Environment=')) continue;
-    for (const m of line.slice('Environment='.length).matchAll(/(\w+)=(?:"([^"]*)"|(\S+))/g)) env[m[1]!] = m[2] ?? m[3]!;
-  }
-  return env;
-}
 
 interface Variant {
   name: string;
@@ -99,6 +90,11 @@ async function once(world: World, v: Variant, sample: boolean): Promise<{ downlo
   const run = await done;
   for (const t of timers) clearTimeout(t);
   if (run.exitCode !== 0) throw new Error(`${v.name}: agent exited ${run.exitCode}: ${run.stderr.slice(-500)}`);
+  if (sample && mem.filter(Boolean).length < SAMPLES_S.length) {
+    // Ended before the last sample: say why instead of printing a figure that is not there.
+    const why = run.logs.filter((l) => l.level !== 'info' || l.msg === 'state').map((l) => `${String(l.state ?? l.level)}: ${String(l.msg)}`).slice(-6);
+    console.log(`  ${v.name}: the agent ended ${mem.filter(Boolean).length} samples in: ${why.join(' | ')}`);
+  }
   return { downloadingMs, mem };
 }
 

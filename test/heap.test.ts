@@ -1,0 +1,23 @@
+/**
+ * The one garbage collection a few seconds into the job (bin/heap.ts): scheduled once per
+ * process, on a timer that never keeps the agent alive, and reaching V8's gc() without
+ * --expose-gc on the command line (which would make V8 reject the binary's code cache).
+ */
+import { describe, expect, it, jest } from '@jest/globals';
+import { runInNewContext } from 'node:vm';
+import { scheduleHeapReduction } from '../bin/heap.js';
+
+describe('scheduleHeapReduction', () => {
+  it('collects once, on an unref'd timer, with gc() reached at run time', async () => {
+    expect(runInNewContext('typeof gc')).toBe('undefined'); // jest runs without --expose-gc
+    const timers = jest.spyOn(global, 'setTimeout');
+    scheduleHeapReduction(1);
+    scheduleHeapReduction(1);
+    expect(timers).toHaveBeenCalledTimes(1);
+    const timer = timers.mock.results[0]!.value as NodeJS.Timeout;
+    expect(timer.hasRef()).toBe(false);
+    timers.mockRestore();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(runInNewContext('typeof gc')).toBe('function'); // the collection ran
+  });
+});
