@@ -8,7 +8,7 @@ import { runInNewContext } from 'node:vm';
 import { scheduleHeapReduction } from '../bin/heap.js';
 
 describe('scheduleHeapReduction', () => {
-  it('collects once, on an unref'd timer, with gc() reached at run time', async () => {
+  it('collects once, on a timer that does not keep the process alive, with gc() reached at run time', async () => {
     expect(runInNewContext('typeof gc')).toBe('undefined'); // jest runs without --expose-gc
     const timers = jest.spyOn(global, 'setTimeout');
     scheduleHeapReduction(1);
