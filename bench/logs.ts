@@ -84,7 +84,7 @@ const SINK = !process.argv.includes('--no-sink');
 /** For investigation (a profile of one case): which of the alternated cases run, and whether delivery is read back. */
 const CASES = new Set(arg('--cases', 'off,on,small').split(','));
 const READBACK = !process.argv.includes('--no-readback');
-/** For investigation: the agent's CPU on its main thread and on the others (V8's GC and compiler workers, libuv's pool) at its exit, and in which states its peak RSS rose. */
+/** For investigation: the agent's CPU on its main thread and on the others (V8's GC and compiler workers, libuv's pool) at its exit, and after which of its log lines its peak RSS rose. */
 const THREADS = process.argv.includes('--threads');
 
 function threadCpu(pid: number): Map<string, number> | undefined {
@@ -249,7 +249,10 @@ async function runAgent(world: World, github: FakeGitHub, label: string, lines: 
   let state = 'start';
   child.stdout!.on('data', (chunk: Buffer) => {
     scan(chunk);
-    if (THREADS && chunk.includes('"msg":"state"')) state = /"msg":"state","state":"(\w+)"|"state":"(\w+)"[^\n]*"msg":"state"/.exec(chunk.toString('latin1'))?.slice(1).find(Boolean) ?? state;
+    if (THREADS) {
+      // The agent's own last line (not the runner's): where its RSS rose, to the nearest line.
+      for (const m of chunk.toString('latin1').matchAll(/"msg":"([^"]{1,60})"/g)) if (m[1] !== 'runner') state = m[1]!;
+    }
     if (problems.length < 8000 && (chunk.includes('"level":"warn"') || chunk.includes('"level":"error"') || chunk.includes('lifecycle finished'))) {
       for (const l of chunk.toString('utf8').split('\n')) {
         if ((/"level":"(warn|error)"/.test(l) || l.includes('lifecycle finished')) && !l.includes('"msg":"runner"')) problems += `${l.slice(0, 600)}\n`;
@@ -265,6 +268,7 @@ async function runAgent(world: World, github: FakeGitHub, label: string, lines: 
   const motoCpu0 = cpuSeconds(moto);
   const rise = new Map<string, number>();
   const poll = setInterval(() => {
+    if (THREADS) for (let i = 0; i < 4; i++) rise.set(state, rise.get(state) ?? 0); // keep first-seen order
     const kb = memoryKb(child.pid!);
     if (THREADS && kb > peakKb && peakKb > 0) rise.set(state, (rise.get(state) ?? 0) + kb - peakKb);
     peakKb = Math.max(peakKb, kb);
@@ -273,12 +277,12 @@ async function runAgent(world: World, github: FakeGitHub, label: string, lines: 
     const sys = cpuSeconds(child.pid, 'sys');
     if (!Number.isNaN(sys)) agentSys = sys;
     if (THREADS) threads = threadCpu(child.pid!) ?? threads;
-  }, 100);
+  }, THREADS ? 20 : 100);
   const exitCode = await new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   const exitedAt = Date.now();
   clearInterval(poll);
   if (threads) console.log(`    ${label} agent CPU by thread: ${[...threads].map(([name, cpu]) => `${name} ${cpu.toFixed(2)} s`).join(', ')}`);
-  if (THREADS) console.log(`    ${label} peak RSS rises by state: ${[...rise].map(([name, kb]) => `${name} +${(kb / 1024).toFixed(1)} MB`).join(', ')}`);
+  if (THREADS) console.log(`    ${label} peak RSS rose after these agent lines: ${[...rise].filter(([, kb]) => kb >= 1024).map(([name, kb]) => `"${name}" +${(kb / 1024).toFixed(1)} MB`).join(', ')}`);
   const ns = (name: string) => {
     try {
       return BigInt(readFileSync(join(world.runnerDir, '_diag', name), 'utf8').trim());

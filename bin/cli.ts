@@ -1,4 +1,5 @@
 /** Entry point of the bundle (`dist/runs-fleet-agent.cjs`). */
+import './hold-heap.js'; // first: before start-up allocates
 import { main } from './main.js';
 
 main(process.argv.slice(2), {
