@@ -338,10 +338,12 @@ async function oneCase(moto: Moto, label: string, lines: number, shipping: Shipp
   try {
     return await oneCaseOnce(moto, label, lines, shipping, readBack, agent, agentEnv);
   } catch (error) {
+    retried += 1; // printed with the figures (cases_retried): a failure is never hidden by its retry
     console.log(`  ${label}: failed, tried once more: ${String((error as Error).message).slice(0, 1500)}`);
     return oneCaseOnce(moto, label, lines, shipping, readBack, agent, agentEnv);
   }
 }
+let retried = 0;
 
 async function oneCaseOnce(moto: Moto, label: string, lines: number, shipping: Shipping, readBack: boolean, agent: string, agentEnv: Record<string, string>): Promise<RunResult> {
   await moto.reset();
@@ -479,6 +481,7 @@ async function main(): Promise<void> {
     if (double) out('agent_peak_rss_mb_2x', double.peakRssMb.toFixed(1));
     if (double) out('job_wall_s_shipping_on_2x', (double.jobMs / 1000).toFixed(2));
     if (sink) out('agent_cpu_s_run_null_endpoint', sink.agentCpuS.toFixed(2));
+    out('cases_retried', String(retried));
     out('bench_seconds', ((performance.now() - benchStarted) / 1000).toFixed(0));
   } finally {
     await moto.stop();

@@ -2,8 +2,8 @@
  * Benchmark (issue 15): agent start → `run.sh` with a runner-sized tarball (~190 MB gzipped,
  * ~370 MB of runner-like files, bench/runner-tree.mjs) served by the fake GitHub on loopback,
  * against its physical bound: a plain `tar -xzf` of the same file already on disk, alternated
- * in the same invocation, medians. The agent's config is in SSM at start; the runner is
- * downloaded every time (the runner dir is removed before each run). The checksum is verified
+ * in the same invocation, medians. The agent's config is written, as the orchestrator writes
+ * it, right after the agent started (its first poll finds it); the runner is downloaded every time (the runner dir is removed before each run). The checksum is verified
  * before anything is moved into place, as always.
  *
  * Also printed, from the agent's own log (medians): start → `downloading`, start → the runner

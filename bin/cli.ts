@@ -1,5 +1,4 @@
 /** Entry point of the bundle (`dist/runs-fleet-agent.cjs`). */
-import './hold-heap.js'; // first: before start-up allocates
 import { main } from './main.js';
 
 main(process.argv.slice(2), {

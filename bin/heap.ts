@@ -3,8 +3,10 @@
  *
  * Start-up allocates a lot that lives briefly (the bundle's initialisation, the SDK clients,
  * the download), and V8 answers by growing the young generation from 1 MB to 16 MB semi-spaces,
- * which then stays for the job's whole life. `holdYoungGeneration` (the very first thing the
- * bundle runs) keeps it at 1 MB until the job runs (bench/logs.ts: the lifecycle's peak RSS
+ * which then stays for the job's whole life. `holdYoungGeneration` (the start of `run`, once the
+ * bundle's modules and the Node built-ins they load are in: a flag that differs from its default
+ * makes every built-in loaded afterwards compile without its code cache, twice as slow) keeps it
+ * at 1 MB until the job runs (bench/logs.ts: the lifecycle's peak RSS
  * 135 to 123 MB); `releaseYoungGeneration` (run.sh started) gives V8 its default back, so that
  * a log flood works with the larger young generation (held through a flood, it cost 14 % more
  * CPU for 23 MB less peak). V8 reads the growth factor each time it grows the young generation.
@@ -19,12 +21,12 @@
  *
  * V8's `gc()` is reached without `--expose-gc` on the command line: a flag on the command line
  * (NODE_OPTIONS) would make V8 reject the binary's code cache, built without it; set at run time,
- * after the code cache was used, it only adds `gc` to contexts made from then on.
+ * after the code cache was used, it only adds `gc` to the context made then, and is unset again.
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
-type Gc = (options?: { type?: 'major' | 'minor'; execution?: 'sync' | 'async'; flavor?: 'regular' | 'last-resort' }) => void;
+type Gc = () => void;
 
 export const HEAP_REDUCTION_DELAY_MS = 6_000;
 /** V8's default `--semi-space-growth-factor` (node --v8-options). */
@@ -50,7 +52,11 @@ export function scheduleHeapReduction(delayMs = HEAP_REDUCTION_DELAY_MS): void {
 function collect(): void {
   try {
     setFlagsFromString('--expose-gc');
-    (runInNewContext('gc') as Gc)({ type: 'major', execution: 'sync' });
+    const gc = runInNewContext('gc') as Gc;
+    // Back to the defaults: a built-in loaded later (the termination's) keeps its code cache.
+    setFlagsFromString('--no-expose-gc');
+    // No options: a full collection. With `{ type: 'major' }` this V8 ran a scavenge only.
+    gc();
   } catch {
     // only memory is at stake
   }

@@ -20,7 +20,7 @@ import { createLogger, LogRoute } from '../services/logs/logger.js';
 import { RunnerReaper } from '../services/runner/reaper.js';
 import { SecretVault } from '../services/secrets.js';
 import { MAX_TIMER_MS, parseSettings, type Env, type Settings } from '../services/settings.js';
-import { releaseYoungGeneration, scheduleHeapReduction } from './heap.js';
+import { holdYoungGeneration, releaseYoungGeneration, scheduleHeapReduction } from './heap.js';
 import { renderTimeline, type TimelineEntry } from './timeline.js';
 import { AGENT_VERSION } from './version.js';
 
@@ -191,6 +191,9 @@ function hardDeadlineMs(settings: Settings): number {
 }
 
 async function run(inspectPort: number | undefined, io: CliIo): Promise<number> {
+  // Here, not first in the bundle: once a V8 flag differs from its default, every Node built-in
+  // loaded from then on compiles without its code cache, and the bundle loads most at its start.
+  holdYoungGeneration();
   const vault = new SecretVault();
   // The logger's lines (and the runner's) reach the log shipper through this route, which the
   // shipper's actor attaches to; until then they wait in it.
@@ -199,6 +202,8 @@ async function run(inspectPort: number | undefined, io: CliIo): Promise<number> 
   // batched and bounded (services/logs/echo.ts); the agent's own lines go through the same echo,
   // which keeps the two in order.
   const echo = new StdoutEcho({ write: io.out });
+  // A batch still waiting when the process exits another way (a fatal error, the hard deadline) is written first.
+  process.once('exit', () => echo.flush());
   const logger = createLogger({ vault, route, write: (line) => echo.write(line) });
   const aws = createAwsClients(io.env);
 
@@ -280,6 +285,7 @@ async function run(inspectPort: number | undefined, io: CliIo): Promise<number> 
     const last = timeline[timeline.length - 1];
     if (last) last.endMs = Date.now();
     logger.info({ ...outcome, timings: done.context.timings, runner_lines_not_echoed: echo.notEchoed }, 'lifecycle finished');
+    echo.flush(); // stdout's lines before stderr's timeline
     io.err(`\nruns-fleet-agent timeline (${outcome.status}, exit ${code}):\n${renderTimeline(timeline)}\n`);
   } catch (error) {
     logger.error({ err: error }, 'lifecycle did not finish');

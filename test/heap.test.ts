@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { constants, PerformanceObserver } from 'node:perf_hooks';
 import { runInNewContext } from 'node:vm';
 import { scheduleHeapReduction } from '../bin/heap.js';
 
@@ -55,7 +56,13 @@ describe('scheduleHeapReduction', () => {
     const timer = timers.mock.results[0]!.value as NodeJS.Timeout;
     expect(timer.hasRef()).toBe(false);
     timers.mockRestore();
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(runInNewContext('typeof gc')).toBe('function'); // the collection ran
+    const gcs: { kind: number; flags: number }[] = [];
+    const observer = new PerformanceObserver((list) => gcs.push(...list.getEntries().map((e) => (e as unknown as { detail: { kind: number; flags: number } }).detail)));
+    observer.observe({ entryTypes: ['gc'] });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    observer.disconnect();
+    // A major collection asked for (forced), not one V8 chose.
+    expect(gcs.some((g) => g.kind === constants.NODE_PERFORMANCE_GC_MAJOR && (g.flags & constants.NODE_PERFORMANCE_GC_FLAGS_FORCED) !== 0)).toBe(true);
+    expect(runInNewContext('typeof gc')).toBe('undefined'); // --expose-gc unset again
   });
 });

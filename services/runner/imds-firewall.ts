@@ -66,20 +66,21 @@ const realDeps: FirewallDeps = {
 const comment = (uid: number, t: BlockTarget, tcp = false) => `runs-fleet uid ${uid} ${t.address}${t.port ? ` port ${t.port}` : ''}${tcp ? ' tcp' : ''}`;
 
 /**
- * The rules for one target. A whole address gets a TCP reset first, then a reject for all else:
- * rejected with ICMP alone, a connect() fails only when its SYN is sent again a second later (the
- * error arrives while connect() holds the socket), which made every probe, and every attempt of
- * the job's own, take a second.
+ * The rules for one target, each with the comment that finds it again. A whole address gets a
+ * TCP reset, inserted at the chain's head, and a reject for all else: rejected with ICMP alone, a
+ * connect() fails only when its SYN is sent again a second later (the error arrives while
+ * connect() holds the socket), which made every probe, and every attempt of the job's own, take
+ * a second.
  */
-function nftRules(uid: number, t: BlockTarget): string[] {
+function nftRules(uid: number, t: BlockTarget): { comment: string; rule: string }[] {
   const daddr = t.family === 6 ? `ip6 daddr ${t.address}` : `ip daddr ${t.address}`;
-  const rule = (match: string, verdict: string, tcp = false) => `add rule inet ${NFT_TABLE} ${NFT_CHAIN} meta skuid ${uid} ${daddr}${match} counter ${verdict} comment "${comment(uid, t, tcp)}"`;
-  if (t.port) return [rule(` tcp dport ${t.port}`, 'reject with tcp reset')];
-  return [rule(' meta l4proto tcp', 'reject with tcp reset', true), rule('', 'reject')];
+  const rule = (verb: 'add' | 'insert', match: string, verdict: string, tcp = false) => ({
+    comment: comment(uid, t, tcp),
+    rule: `${verb} rule inet ${NFT_TABLE} ${NFT_CHAIN} meta skuid ${uid} ${daddr}${match} counter ${verdict} comment "${comment(uid, t, tcp)}"`,
+  });
+  if (t.port) return [rule('add', ` tcp dport ${t.port}`, 'reject with tcp reset')];
+  return [rule('insert', ' meta l4proto tcp', 'reject with tcp reset', true), rule('add', '', 'reject')];
 }
-
-/** The comments a target's rules carry (what makes them found again: idempotence). */
-const nftComments = (uid: number, t: BlockTarget) => (t.port ? [comment(uid, t)] : [comment(uid, t, true), comment(uid, t)]);
 
 export async function blockForUid(uid: number, targets: BlockTarget[], deps: FirewallDeps = realDeps): Promise<FirewallMechanism> {
   if (!Number.isInteger(uid) || uid <= 0) throw new Error(`refusing to firewall uid ${uid}: only an unprivileged runner user is blocked`);
@@ -99,9 +100,9 @@ export async function blockForUid(uid: number, targets: BlockTarget[], deps: Fir
     const created = await deps.run('nft', ['-f', '-'], setup);
     if (created.exitCode === 0) {
       const listed = await deps.run('nft', ['list', 'chain', 'inet', NFT_TABLE, NFT_CHAIN]);
-      const missing = targets.filter((t) => nftComments(uid, t).some((c) => !listed.stdout.includes(`"${c}"`)));
+      const missing = targets.flatMap((t) => nftRules(uid, t)).filter((r) => !listed.stdout.includes(`"${r.comment}"`));
       if (missing.length === 0) return 'nft';
-      const added = await deps.run('nft', ['-f', '-'], `${missing.flatMap((t) => nftRules(uid, t)).join('\n')}\n`);
+      const added = await deps.run('nft', ['-f', '-'], `${missing.map((r) => r.rule).join('\n')}\n`);
       if (added.exitCode === 0) return 'nft';
       failures.push(`nft: ${added.stderr.trim() || `exit ${added.exitCode}`}`);
     } else failures.push(`nft: ${created.stderr.trim() || `exit ${created.exitCode}`}`);
