@@ -20,7 +20,7 @@ import { createLogger, LogRoute } from '../services/logs/logger.js';
 import { RunnerReaper } from '../services/runner/reaper.js';
 import { SecretVault } from '../services/secrets.js';
 import { MAX_TIMER_MS, parseSettings, type Env, type Settings } from '../services/settings.js';
-import { scheduleHeapReduction } from './heap.js';
+import { holdYoungGeneration, releaseYoungGeneration, scheduleHeapReduction } from './heap.js';
 import { renderTimeline, type TimelineEntry } from './timeline.js';
 import { AGENT_VERSION } from './version.js';
 
@@ -191,6 +191,9 @@ function hardDeadlineMs(settings: Settings): number {
 }
 
 async function run(inspectPort: number | undefined, io: CliIo): Promise<number> {
+  // Here, not first in the bundle: once a V8 flag differs from its default, every Node built-in
+  // loaded from then on compiles without its code cache, and the bundle loads most at its start.
+  holdYoungGeneration();
   const vault = new SecretVault();
   // The logger's lines (and the runner's) reach the log shipper through this route, which the
   // shipper's actor attaches to; until then they wait in it.
@@ -240,7 +243,10 @@ async function run(inspectPort: number | undefined, io: CliIo): Promise<number> 
       timeline.push({ state: top, startMs: now, endMs: now });
       logger.info({ state: top, detail, event: event.event.type }, 'state');
       // Start-up is over once run.sh runs: give its memory back for the job's whole life (bin/heap.ts).
-      if (top === 'running') scheduleHeapReduction();
+      if (top === 'running') {
+        releaseYoungGeneration();
+        scheduleHeapReduction();
+      }
     } else {
       logger.debug({ state: top, detail, event: event.event.type }, 'state');
     }

@@ -4,9 +4,47 @@
  * --expose-gc on the command line (which would make V8 reject the binary's code cache).
  */
 import { describe, expect, it, jest } from '@jest/globals';
+import { buildSync } from 'esbuild';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { constants, PerformanceObserver } from 'node:perf_hooks';
 import { runInNewContext } from 'node:vm';
 import { scheduleHeapReduction } from '../bin/heap.js';
+
+/** V8's young generation (bytes) in a fresh node process: before, after churn, and after more churn once released. */
+function youngGeneration(hold: boolean): { before: number; churned: number; released: number } {
+  const dir = mkdtempSync(join(tmpdir(), 'rfa-heap-'));
+  try {
+    buildSync({ entryPoints: ['bin/heap.ts'], bundle: true, platform: 'node', format: 'cjs', outfile: join(dir, 'heap.cjs'), logLevel: 'warning' });
+    writeFileSync(
+      join(dir, 'driver.cjs'),
+      `const v8 = require('node:v8'); const heap = require('./heap.cjs');
+       const young = () => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space').space_size;
+       // Short-lived objects with some survivors, as start-up makes: what grows the young generation.
+       const churn = () => { let keep = []; for (let i = 0; i < 3e5; i++) { keep.push({ i, s: 'x' + i }); if (keep.length > 5e4) keep = []; } return keep.length; };
+       ${hold ? 'heap.holdYoungGeneration();' : ''} const before = young(); churn(); const churned = young();
+       heap.releaseYoungGeneration(); churn(); churn();
+       console.log(JSON.stringify({ before, churned, released: young() }));`,
+    );
+    const run = spawnSync(process.execPath, [join(dir, 'driver.cjs')], { encoding: 'utf8' });
+    if (run.status !== 0) throw new Error(run.stderr);
+    return JSON.parse(run.stdout) as { before: number; churned: number; released: number };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+describe('the young generation', () => {
+  it('held, stays at its start-up size through churn that grows it otherwise; released, grows again', () => {
+    const held = youngGeneration(true);
+    const free = youngGeneration(false);
+    expect(held.churned).toBeLessThanOrEqual(2 * held.before);
+    expect(free.churned).toBeGreaterThan(4 * free.before); // what holding prevents
+    expect(held.released).toBeGreaterThan(4 * held.before);
+  });
+});
 
 describe('scheduleHeapReduction', () => {
   it('collects once, on a timer that does not keep the process alive, with gc() reached at run time', async () => {
