@@ -72,7 +72,6 @@ export interface LogLaneOptions {
  */
 const SPARE_BLOCKS = 2;
 
-
 class LaneBatch implements LogBatch {
   attempt = 0;
   sentAsBody = false;

@@ -74,14 +74,18 @@ const comment = (uid: number, t: BlockTarget, tcp = false) => `runs-fleet uid ${
  */
 function nftRules(uid: number, t: BlockTarget): { comment: string; rule: string }[] {
   const daddr = t.family === 6 ? `ip6 daddr ${t.address}` : `ip daddr ${t.address}`;
-  const rule = (verb: 'add' | 'insert', match: string, verdict: string, tcp = false) => ({
-    comment: comment(uid, t, tcp),
-    rule: `${verb} rule inet ${NFT_TABLE} ${NFT_CHAIN} meta skuid ${uid} ${daddr}${match} counter ${verdict} comment "${comment(uid, t, tcp)}"`,
-  });
+  const rule = (verb: 'add' | 'insert', match: string, verdict: string, tcp = false) => {
+    const note = comment(uid, t, tcp);
+    return { comment: note, rule: `${verb} rule inet ${NFT_TABLE} ${NFT_CHAIN} meta skuid ${uid} ${daddr}${match} counter ${verdict} comment "${note}"` };
+  };
   if (t.port) return [rule('add', ` tcp dport ${t.port}`, 'reject with tcp reset')];
   return [rule('insert', ' meta l4proto tcp', 'reject with tcp reset', true), rule('add', '', 'reject')];
 }
 
+/**
+ * Refuse `uid` every target, with nftables else iptables; idempotent (a rule already there is
+ * not added twice). Throws, naming what is missing, when neither mechanism works.
+ */
 export async function blockForUid(uid: number, targets: BlockTarget[], deps: FirewallDeps = realDeps): Promise<FirewallMechanism> {
   if (!Number.isInteger(uid) || uid <= 0) throw new Error(`refusing to firewall uid ${uid}: only an unprivileged runner user is blocked`);
   const failures: string[] = [];
