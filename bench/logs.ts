@@ -69,6 +69,7 @@ import { AGENT_BUNDLE, createWorld, JIT_SECRET, RUN_ID, RUNNER_VERSION, type Wor
 import { startFakeGitHub, type FakeGitHub } from '../test/support/fake-github.js';
 import { buildFakeRunnerTarball } from '../test/support/fake-runner.js';
 import { startMoto, type Moto } from '../test/support/moto.js';
+import { median } from './stats.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
@@ -375,10 +376,6 @@ async function oneCaseOnce(moto: Moto, label: string, lines: number, shipping: S
   }
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 /** The job without an agent: the same `seq` into a pipe that is read and dropped. Wall seconds. */
 function noAgentJobSeconds(lines: number): number {

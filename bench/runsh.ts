@@ -22,6 +22,7 @@ import { join } from 'node:path';
 import { AGENT_BINARY, AGENT_BUNDLE, createWorld, JIT_SECRET, RUNNER_VERSION, type World } from '../test/support/agent-world.js';
 // @ts-expect-error -- a plain .mjs module shared with bench/download.mjs
 import { writeRunnerLikeTree } from './runner-tree.mjs';
+import { median } from './stats.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
 
@@ -39,7 +40,6 @@ const WORK = join(tmpdir(), 'runs-fleet-bench');
 const EXPLAIN = process.argv.includes('--explain');
 const TREE_BYTES = 370e6;
 const TREE = join(WORK, `runsh-tree-${TREE_BYTES / 1e6}MB-v1`);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 interface Sample {
   /** Agent start (spawn) → the `run.sh started` line. */

@@ -10,9 +10,9 @@
  */
 import { rmSync } from 'node:fs';
 import { createWorld, JIT_SECRET, type World } from '../test/support/agent-world.js';
+import { median } from './stats.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 interface Sample {
   /** Agent start → run.sh spawned. */

@@ -20,6 +20,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { unitEnvironment, UNIT_FILE } from './unit-env.js';
 import { AGENT_BUNDLE, createWorld, JIT_SECRET, type World } from '../test/support/agent-world.js';
+import { median } from './stats.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9);
 const IDLE_ROUNDS = Number(process.env.BENCH_IDLE_ROUNDS ?? 5);
@@ -29,10 +30,6 @@ const BINARY = `dist/runs-fleet-agent-linux-${arch}`;
 const UNIT = UNIT_FILE;
 const BASELINE_DIR = process.env.BENCH_BASELINE_DIR;
 
-const median = (xs: number[]) => {
-  const s = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
-  return s.length === 0 ? NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 
 interface Variant {
