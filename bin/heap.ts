@@ -8,7 +8,8 @@
  * that a log flood works with the larger young generation (held through a flood: 14 % more CPU
  * for 23 MB less peak). V8 reads the growth factor each time it grows the young generation.
  * Measured (bench/startup.ts, binary, 3 rounds): VmRSS 71.7 MB 30 s into a job with the hold,
- * 78.2 MB without (RssAnon 24.7 both), start-up to downloading 479 against 529 ms.
+ * 78.2 MB without (RssAnon 24.7 both), start-up to downloading 479 against 529 ms; but a fresh
+ * clone's build with the hold read 78.8 MB, so the difference may be the build's, not the hold's.
  * Not earlier: held from the bundle's first line it cut the lifecycle's peak (135 to 123 MB) but
  * cost ~40 ms of start-up, and a flag that differs from its default makes every Node built-in
  * loaded afterwards compile without its code cache (twice as slow): by `run`, they are loaded.
