@@ -14,7 +14,7 @@ node_modules/.installed: package.json package-lock.json
 
 install: node_modules/.installed
 
-dist/runs-fleet-agent.cjs: node_modules/.installed $(shell find bin machines services actors -name '*.ts' 2>/dev/null) scripts/build.mjs
+dist/runs-fleet-agent.cjs: node_modules/.installed $(shell find bin machines services actors -name '*.ts' 2>/dev/null) scripts/build.mjs scripts/lean-bundle.mjs
 	node scripts/build.mjs
 
 build: dist/runs-fleet-agent.cjs
