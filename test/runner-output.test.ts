@@ -134,6 +134,15 @@ describe('lines after which the runner never gets its job (v2.336.0: Program.cs,
   });
 
   it.each([
+    ['  A session for this runner already exists.', 'session-exists', 'A session for this runner already exists.'],
+    ['\tThe runner no longer exists on the server.', 'runner-gone', 'The runner no longer exists on the server.'],
+    ['an error occurred: Runner version v2.329.0 is deprecated and cannot receive messages.', 'deprecated', undefined],
+    ['runner connect error: version v2.329.0 is deprecated', 'deprecated', undefined],
+  ])('after leading whitespace, and the first pattern in any case: %s → %s', (raw, reason, line) => {
+    expect(fatalRunnerLine(raw)).toEqual({ kind: 'fatal', reason, line: line ?? raw });
+  });
+
+  it.each([
     "Warning: '--once' is going to be deprecated in the future, please consider using '--ephemeral' during runner registration.",
     'Runner connect error: The HTTP request timed out. Retrying until reconnected.',
     '2025-01-01 12:00:00Z: Listening for Jobs',

@@ -48,9 +48,31 @@ const FATAL_LINES: [RegExp, RunnerFatalReason][] = [
  */
 const FATAL_HINT = /deprecated|A session for this runner|no longer exists on the server|registration has been deleted|An error occur/i;
 
+/**
+ * Whether a line can be a FATAL_LINES one: after leading whitespace, every pattern starts with
+ * `A`, `R`, `T` or `F` (the first, case-insensitive, with `a` or `r`). One look at a character
+ * rules out most of a job's lines before FATAL_HINT scans the whole line (in a log flood that
+ * scan was ~0.18 s of agent CPU per 100 MB).
+ */
+function mayBeFatalLine(raw: string): boolean {
+  let i = 0;
+  while (i < raw.length && raw.charCodeAt(i) <= 0x20) i++;
+  switch (raw.charCodeAt(i)) {
+    case 0x41: // A
+    case 0x61: // a
+    case 0x52: // R
+    case 0x72: // r
+    case 0x54: // T
+    case 0x46: // F
+      return true;
+    default:
+      return false;
+  }
+}
+
 /** A (whole, redacted) line after which this runner will never get its job, if it is one. */
 export function fatalRunnerLine(raw: string): RunnerFatalLine | undefined {
-  if (!FATAL_HINT.test(raw)) return undefined;
+  if (!mayBeFatalLine(raw) || !FATAL_HINT.test(raw)) return undefined;
   const line = raw.trim();
   if (line.length === 0 || line.length > 4096) return undefined;
   for (const [pattern, reason] of FATAL_LINES) if (pattern.test(line)) return { kind: 'fatal', reason, line };
