@@ -39,6 +39,8 @@ export interface AgentDeps {
   echoRunnerLine?: (line: string, timestampMs: number, stream: 'stdout' | 'stderr') => void;
   /** Shown in the job's "Set up job" step (.setup_info). */
   agentVersion: string;
+  /** A full garbage collection (bin/heap.ts), for the log shipper after a flood through its spill file. */
+  reclaimMemory?: () => void;
 }
 
 /** IMDSv2 client: short timeouts so a missing IMDS fails in seconds, not minutes. */
@@ -84,6 +86,6 @@ export function createActors(deps: AgentDeps): typeof actorContracts {
     processWatcher: processWatcher({ logger }),
     spotWatcher: spotWatcher({ imds, logger }),
     resourceMonitor: resourceMonitor({ logger }),
-    logShipper: logShipper({ route, logs: aws.logs, logger, vault }),
+    logShipper: logShipper({ route, logs: aws.logs, logger, vault, reclaim: deps.reclaimMemory }),
   } as typeof actorContracts;
 }

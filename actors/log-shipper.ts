@@ -28,6 +28,8 @@ export interface LogShipperDeps {
   logger: Logger;
   /** Redacts the runner's `_diag` files, which are read raw (every other line arrives redacted). */
   vault?: SecretVault;
+  /** A full garbage collection, after blocks read back from the spill file (LogShipperOptions.reclaim). */
+  reclaim?: () => void;
   /** Test knobs (intervals, timeouts, memory bound). */
   options?: Partial<LogShipperOptions>;
   /** Cap of the diagnostics (default 5 MiB, see services/logs/diag.ts). */
@@ -39,6 +41,7 @@ export function logShipper(deps: LogShipperDeps) {
     const shipper = new LogShipper({
       spillDir: `${input.settings.stateDir}/log-spill`,
       warn: (message: string) => deps.logger.warn(message),
+      reclaim: deps.reclaim,
       ...deps.options,
     });
     deps.route.attach(shipper);

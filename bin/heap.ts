@@ -52,12 +52,20 @@ export function scheduleHeapReduction(delayMs = HEAP_REDUCTION_DELAY_MS): void {
   setTimeout(collect, delayMs).unref();
 }
 
-function collect(): void {
+let gc: Gc | undefined;
+
+/**
+ * A full garbage collection now; also the log shipper's, after a flood through its spill file
+ * (LogShipperOptions.reclaim). `gc` is looked up once and kept.
+ */
+export function collect(): void {
   try {
-    setFlagsFromString('--expose-gc');
-    const gc = runInNewContext('gc') as Gc;
-    // Back to the defaults: a built-in loaded later (the termination's) keeps its code cache.
-    setFlagsFromString('--no-expose-gc');
+    if (gc === undefined) {
+      setFlagsFromString('--expose-gc');
+      gc = runInNewContext('gc') as Gc;
+      // Back to the defaults: a built-in loaded later (the termination's) keeps its code cache.
+      setFlagsFromString('--no-expose-gc');
+    }
     // No options: a full collection. With `{ type: 'major' }` this V8 ran a scavenge only.
     gc();
   } catch {

@@ -20,7 +20,7 @@ import { createLogger, LogRoute } from '../services/logs/logger.js';
 import { RunnerReaper } from '../services/runner/reaper.js';
 import { SecretVault } from '../services/secrets.js';
 import { MAX_TIMER_MS, parseSettings, type Env, type Settings } from '../services/settings.js';
-import { holdYoungGeneration, releaseYoungGeneration, scheduleHeapReduction } from './heap.js';
+import { collect, holdYoungGeneration, releaseYoungGeneration, scheduleHeapReduction } from './heap.js';
 import { renderTimeline, type TimelineEntry } from './timeline.js';
 import { AGENT_VERSION } from './version.js';
 
@@ -256,7 +256,7 @@ async function run(inspectPort: number | undefined, io: CliIo): Promise<number> 
   const echoRunnerLine = (line: string, timestampMs: number, stream: 'stdout' | 'stderr') => echo.runnerLine(line, timestampMs, stream);
   const reaper = new RunnerReaper();
   reaper.start();
-  const machine = agentMachine.provide({ actors: createActors({ logger, vault, aws, route, echoRunnerLine, reaper, agentVersion: AGENT_VERSION }) });
+  const machine = agentMachine.provide({ actors: createActors({ logger, vault, aws, route, echoRunnerLine, reaper, agentVersion: AGENT_VERSION, reclaimMemory: collect }) });
   const actor = createActor(machine, {
     input: { env: io.env, bootUptimeSeconds: readUptimeSeconds() },
     logger: (...parts: unknown[]) => logger.info(parts.map(String).join(' ')),

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { constants, PerformanceObserver } from 'node:perf_hooks';
 import { runInNewContext } from 'node:vm';
-import { scheduleHeapReduction } from '../bin/heap.js';
+import { collect, scheduleHeapReduction } from '../bin/heap.js';
 
 /** V8's young generation (bytes) in a fresh node process: before, after churn, and after more churn once released. */
 function youngGeneration(hold: boolean): { before: number; churned: number; released: number } {
@@ -64,5 +64,22 @@ describe('scheduleHeapReduction', () => {
     // A major collection asked for (forced), not one V8 chose.
     expect(gcs.some((g) => g.kind === constants.NODE_PERFORMANCE_GC_MAJOR && (g.flags & constants.NODE_PERFORMANCE_GC_FLAGS_FORCED) !== 0)).toBe(true);
     expect(runInNewContext('typeof gc')).toBe('undefined'); // --expose-gc unset again
+  });
+});
+
+describe('collect', () => {
+  it('runs a forced major collection each time it is called (the log shipper calls it after a flood), gc() kept', async () => {
+    const forced = async (calls: number) => {
+      const gcs: { kind: number; flags: number }[] = [];
+      const observer = new PerformanceObserver((list) => gcs.push(...list.getEntries().map((e) => (e as unknown as { detail: { kind: number; flags: number } }).detail)));
+      observer.observe({ entryTypes: ['gc'] });
+      for (let i = 0; i < calls; i++) collect();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      observer.disconnect();
+      return gcs.filter((g) => g.kind === constants.NODE_PERFORMANCE_GC_MAJOR && (g.flags & constants.NODE_PERFORMANCE_GC_FLAGS_FORCED) !== 0).length;
+    };
+    expect(await forced(1)).toBe(1);
+    expect(await forced(2)).toBe(2);
+    expect(runInNewContext('typeof gc')).toBe('undefined');
   });
 });

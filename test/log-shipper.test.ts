@@ -22,7 +22,7 @@ import {
   MAX_EVENT_MESSAGE_BYTES,
   splitUtf8,
 } from '../services/logs/events.js';
-import { LogShipper, streamName, type LogShipperOptions, MAX_CALL_ATTEMPTS } from '../services/logs/shipper.js';
+import { LogShipper, streamName, type LogShipperOptions, MAX_CALL_ATTEMPTS, RECLAIM_AFTER_BYTES } from '../services/logs/shipper.js';
 
 const GROUP = '/runs-fleet/test';
 const STREAM = 'i-0123456789abcdef0/42';
@@ -481,6 +481,35 @@ describe('PutLogEvents bodies (real SDK client, local endpoint)', () => {
     expect(events[0]).toEqual({ timestamp: 1_764_300_000_000, message: 'plain' });
   });
 
+  it('a flood through the spill file asks for a full collection once per RECLAIM_AFTER_BYTES read back, after the turn', async () => {
+    const reclaim = jest.fn<() => void>();
+    const s = shipper({ memoryLimitBytes: 64 * 1024, reclaim });
+    await s.start({ client: realClient(), logGroup: GROUP, stream: STREAM });
+    const line = (i: number) => `line ${String(i).padStart(7, '0')} ${'x'.repeat(86)}`;
+    // All queued before the first request can go out: nearly all of it through the spill file.
+    const count = 240_000;
+    for (let i = 0; i < count; i++) s.runnerLine(line(i), 1_764_300_000_000 + i);
+    const spilled = readdirSync(spillDir).reduce((n, f) => n + statSync(join(spillDir, f)).size, 0);
+    expect(spilled).toBeGreaterThan(2 * RECLAIM_AFTER_BYTES);
+    expect(await s.flush(20_000)).toEqual({ shipped: count, dropped: 0 });
+
+    const messages = puts().flatMap((r) => (JSON.parse(r.body) as PutLogEventsCommandInput).logEvents!.map((e) => e.message));
+    expect(messages).toEqual(Array.from({ length: count }, (_, i) => line(i)));
+    // Blocks are read back at their stored size: about one collection per RECLAIM_AFTER_BYTES of the file.
+    expect(reclaim.mock.calls.length).toBeGreaterThanOrEqual(Math.floor(spilled / RECLAIM_AFTER_BYTES) - 1);
+    expect(reclaim.mock.calls.length).toBeLessThanOrEqual(Math.ceil(spilled / RECLAIM_AFTER_BYTES));
+  });
+
+  it('no collection when nothing goes through the spill file', async () => {
+    const reclaim = jest.fn<() => void>();
+    const s = shipper({ reclaim });
+    await s.start({ client: realClient(), logGroup: GROUP, stream: STREAM });
+    for (let i = 0; i < 20_000; i++) s.runnerLine(`line ${i}`, 1_764_300_000_000 + i);
+    expect(await s.flush(5_000)).toEqual({ shipped: 20_000, dropped: 0 });
+    expect(readdirSync(spillDir)).toEqual([]);
+    expect(reclaim).not.toHaveBeenCalled();
+  });
+
   it('falls back to the SDK serializer, once and for all, if its request is not AWS JSON', async () => {
     const warn = jest.fn<(m: string) => void>();
     const c = realClient();
@@ -532,3 +561,4 @@ describe('spill file trouble', () => {
     expect(warn.mock.calls.some(([m]) => /spill/.test(m))).toBe(true);
   });
 });
+

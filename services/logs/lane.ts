@@ -64,6 +64,8 @@ export interface LogLaneOptions {
   budget: MemoryBudget;
   /** Called when the spill file cannot be written or read (events are then dropped and counted). */
   onSpillError: (error: unknown) => void;
+  /** Called with the bytes of each block read back from the spill file (a new block each time). */
+  onReadBack?: (bytes: number) => void;
 }
 
 /**
@@ -353,6 +355,8 @@ export class LogLane {
       this.spillBlock = undefined;
       // The block could not be written (counted as dropped): this event is dropped too.
       if (!this.writeBlock(block)) return undefined;
+      // Written (synchronously): nothing refers to it any more, it takes the next events.
+      this.recycle(block);
       block = undefined;
     }
     if (block === undefined) block = this.spillBlock = this.newBlock(jsonBytes);
@@ -411,6 +415,7 @@ export class LogLane {
     if (this.spill.unreadBytes > 0) {
       try {
         const block = this.spill.readNext();
+        this.options.onReadBack?.(block.data.length);
         const { events, bytes, lines, held } = block.remaining();
         this.inFile = { events: this.inFile.events - events, bytes: this.inFile.bytes - bytes, lines: this.inFile.lines - lines };
         this.mem.push(block);

@@ -16,6 +16,8 @@ export class SpillFile {
   private path: string | undefined;
   private writePos = 0;
   private readPos = 0;
+  /** A block's header, written or read (each write and read is synchronous). */
+  private readonly header = Buffer.alloc(BLOCK_HEADER_BYTES);
 
   constructor(
     private readonly dir: string,
@@ -45,7 +47,7 @@ export class SpillFile {
     if (this.fd === undefined) throw new Error('the spill file is not open');
     seal(block);
     const n = block.count;
-    const header = Buffer.allocUnsafe(BLOCK_HEADER_BYTES);
+    const header = this.header;
     header.writeUInt32LE(n, 0);
     header.writeUInt32LE(block.size, 4);
     const parts = [header, ...metaViews(block, n), block.data.subarray(0, block.size)];
@@ -58,10 +60,12 @@ export class SpillFile {
   /** The next block, in the order written; throws when the file was cut short under us. */
   readNext(): Block {
     if (this.fd === undefined || this.readPos >= this.writePos) throw new Error('nothing left in the spill file');
-    const header = Buffer.alloc(BLOCK_HEADER_BYTES);
+    const header = this.header;
     if (readSync(this.fd, header, 0, BLOCK_HEADER_BYTES, this.readPos) !== BLOCK_HEADER_BYTES) throw new Error(`spill file ${this.path} is truncated`);
     const n = header.readUInt32LE(0);
     const size = header.readUInt32LE(4);
+    // A new block every time: the batch made of it stays readable for as long as anything holds
+    // it (a PutLogEvents input decodes its events from it when read, even after the call).
     const block = new Block(size, n);
     const total = EVENT_META_BYTES * n + size;
     const got = readvSync(this.fd, [...metaViews(block, n), block.data], this.readPos + BLOCK_HEADER_BYTES);
