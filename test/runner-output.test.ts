@@ -138,6 +138,8 @@ describe('lines after which the runner never gets its job (v2.336.0: Program.cs,
     ['\tThe runner no longer exists on the server.', 'runner-gone', 'The runner no longer exists on the server.'],
     ['an error occurred: Runner version v2.329.0 is deprecated and cannot receive messages.', 'deprecated', undefined],
     ['runner connect error: version v2.329.0 is deprecated', 'deprecated', undefined],
+    ['\ufeffA session for this runner already exists.', 'session-exists', 'A session for this runner already exists.'], // a BOM: trim removes it
+    ['\u00a0 The runner no longer exists on the server.', 'runner-gone', 'The runner no longer exists on the server.'],
   ])('after leading whitespace, and the first pattern in any case: %s → %s', (raw, reason, line) => {
     expect(fatalRunnerLine(raw)).toEqual({ kind: 'fatal', reason, line: line ?? raw });
   });

@@ -52,12 +52,15 @@ const FATAL_HINT = /deprecated|A session for this runner|no longer exists on the
  * Whether a line can be a FATAL_LINES one: after leading whitespace, every pattern starts with
  * `A`, `R`, `T` or `F` (the first, case-insensitive, with `a` or `r`). One look at a character
  * rules out most of a job's lines before FATAL_HINT scans the whole line (in a log flood that
- * scan was ~0.18 s of agent CPU per 100 MB).
+ * scan was ~0.18 s of agent CPU per 100 MB). A first character above ASCII may be whitespace
+ * that `trim` removes (a BOM, a no-break space): such a line gets the full scan.
  */
 function mayBeFatalLine(raw: string): boolean {
   let i = 0;
   while (i < raw.length && raw.charCodeAt(i) <= 0x20) i++;
-  switch (raw.charCodeAt(i)) {
+  const c = raw.charCodeAt(i);
+  if (c > 0x7f) return true;
+  switch (c) {
     case 0x41: // A
     case 0x61: // a
     case 0x52: // R
