@@ -48,6 +48,13 @@ const FATAL_LINES: [RegExp, RunnerFatalReason][] = [
  */
 const FATAL_HINT = /deprecated|A session for this runner|no longer exists on the server|registration has been deleted|An error occur/i;
 
+/** The code unit after a line's leading ASCII whitespace and controls (NaN for none): what both quick checks below look at. */
+function firstAfterSpaces(raw: string): number {
+  let i = 0;
+  while (i < raw.length && raw.charCodeAt(i) <= 0x20) i++;
+  return raw.charCodeAt(i);
+}
+
 /**
  * Whether a line can be a FATAL_LINES one: after leading whitespace, every pattern starts with
  * `A`, `R`, `T` or `F` (the first, case-insensitive, with `a` or `r`). One look at a character
@@ -56,9 +63,7 @@ const FATAL_HINT = /deprecated|A session for this runner|no longer exists on the
  * that `trim` removes (a BOM, a no-break space): such a line gets the full scan.
  */
 function mayBeFatalLine(raw: string): boolean {
-  let i = 0;
-  while (i < raw.length && raw.charCodeAt(i) <= 0x20) i++;
-  const c = raw.charCodeAt(i);
+  const c = firstAfterSpaces(raw);
   if (c > 0x7f) return true;
   switch (c) {
     case 0x41: // A
@@ -100,9 +105,7 @@ function isoTime(date: string, time: string): string {
  * `C` (Connected) or the check mark. One look at a character rules out the job's own lines.
  */
 function mayBeRunnerLine(raw: string): boolean {
-  let i = 0;
-  while (i < raw.length && raw.charCodeAt(i) <= 0x20) i++;
-  const c = raw.charCodeAt(i);
+  const c = firstAfterSpaces(raw);
   return (c >= 0x30 && c <= 0x39) || c === 0x43 || c === 0x221a || c > 0x7f;
 }
 
