@@ -269,7 +269,7 @@ async function runAgent(world: World, github: FakeGitHub, label: string, lines: 
   const motoCpu0 = cpuSeconds(moto);
   const rise = new Map<string, number>();
   const poll = setInterval(() => {
-    if (THREADS) for (let i = 0; i < 4; i++) rise.set(state, rise.get(state) ?? 0); // keep first-seen order
+    if (THREADS && !rise.has(state)) rise.set(state, 0); // keep first-seen order
     const kb = memoryKb(child.pid!);
     if (THREADS && kb > peakKb && peakKb > 0) rise.set(state, (rise.get(state) ?? 0) + kb - peakKb);
     peakKb = Math.max(peakKb, kb);
@@ -375,7 +375,6 @@ async function oneCaseOnce(moto: Moto, label: string, lines: number, shipping: S
     await world.close();
   }
 }
-
 
 /** The job without an agent: the same `seq` into a pipe that is read and dropped. Wall seconds. */
 function noAgentJobSeconds(lines: number): number {

@@ -27,10 +27,7 @@ const IDLE_ROUNDS = Number(process.env.BENCH_IDLE_ROUNDS ?? 5);
 const SAMPLES_S = [2, 10, 30];
 const arch = process.arch === 'arm64' ? 'arm64' : 'x64';
 const BINARY = `dist/runs-fleet-agent-linux-${arch}`;
-const UNIT = UNIT_FILE;
 const BASELINE_DIR = process.env.BENCH_BASELINE_DIR;
-
-
 
 interface Variant {
   name: string;
@@ -99,7 +96,7 @@ async function main() {
   if (!existsSync(BINARY)) spawnSync('node', ['scripts/sea.mjs'], { stdio: 'inherit' });
   const world = await createWorld({ runner: { behavior: 'hang' } });
   try {
-    const unitEnv = unitEnvironment(UNIT);
+    const unitEnv = unitEnvironment(UNIT_FILE);
     const baselineEnv = unitEnvironment(process.env.BENCH_BASELINE_UNIT);
     const make = (name: string, bin: string[], env: Record<string, string>): Variant => ({ name, bin, env, startMs: [], rssMb: SAMPLES_S.map(() => []), anonMb: SAMPLES_S.map(() => []) });
     const variants: Variant[] = [];
